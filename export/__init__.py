@@ -1,0 +1,1 @@
+"""Training side of strcnn-sdk: the STRCNN+DTB model in PyTorch and its export to ONNX."""

@@ -1,0 +1,177 @@
+"""Export a STRCNN model to the product's ONNX contract, check it, and write it with its sidecar.
+
+The contract (the runtime's only interface to the training side):
+
+- inputs  ``frames`` [N, 3(2m+1), H, W], ``F_in`` [N, C_F, H2, W2], ``h_in`` [N, C_h, H2, W2]
+- outputs ``sharp`` [N, 3, H, W] clipped to [0, 1], ``F_out`` and ``h_out`` shaped like the inputs
+- N, H, W, H2, W2 named dynamic dimensions, H = 2 H2 and W = 2 W2; opset 17; float32
+- the same facts in ``metadata_props`` and in a JSON sidecar (``NAME.json``) for runtimes that cannot read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import Tensor, nn
+
+from .model import STRCNN
+
+FORMAT = "strcnn-onnx/1"
+OPSET = 17
+TOLERANCE = 1e-4
+INPUT_NAMES = ["frames", "F_in", "h_in"]
+OUTPUT_NAMES = ["sharp", "F_out", "h_out"]
+DYNAMIC_AXES = {
+    "frames": {0: "N", 2: "H", 3: "W"},
+    "F_in": {0: "N", 2: "H2", 3: "W2"},
+    "h_in": {0: "N", 2: "H2", 3: "W2"},
+    "sharp": {0: "N", 2: "H", 3: "W"},
+    "F_out": {0: "N", 2: "H2", 3: "W2"},
+    "h_out": {0: "N", 2: "H2", 3: "W2"},
+}
+
+
+class ContractModule(nn.Module):
+    """The model as the contract sees it: one step with the sharp frame clipped to [0, 1]."""
+
+    def __init__(self, model: STRCNN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: Tensor, f_in: Tensor, h_in: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        sharp, f_out, h_out = self.model(frames, f_in, h_in)
+        return sharp.clamp(0.0, 1.0), f_out, h_out
+
+
+def sidecar(model: STRCNN, *, name: str, trained: bool, training: dict | None = None,
+            quality: dict | None = None) -> dict[str, Any]:
+    """The facts about a model that a runtime in any language needs (DESIGN.md's sidecar shape)."""
+    cf, ch = model.f_channels, model.h_channels
+    return {
+        "format": FORMAT, "name": name, "variant": model.variant, "m": model.m, "width": model.width,
+        "residual": model.residual,
+        "inputs": {"frames": "N,3*(2m+1),H,W", "F_in": f"N,{cf},H/2,W/2", "h_in": f"N,{ch},H/2,W/2"},
+        "outputs": {"sharp": "N,3,H,W", "F_out": f"N,{cf},H/2,W/2", "h_out": f"N,{ch},H/2,W/2"},
+        "color": "RGB", "range": [0, 1], "layout": "NCHW", "pad_multiple": 2, "latency_frames": model.m,
+        "precision": "fp32", "opset": OPSET, "trained": trained,
+        "training": training, "quality": quality,
+    }
+
+
+def to_onnx(model: STRCNN, meta: dict[str, Any]) -> onnx.ModelProto:
+    """Trace one step of the model into an opset-17 graph with the contract's names, axes and metadata."""
+    module = ContractModule(model).eval()
+    frames = torch.rand(1, 3 * (2 * model.m + 1), 32, 48)
+    state = model.init_state(1, 32, 48)
+    buffer = io.BytesIO()
+    # The TorchScript exporter (dynamo=False) is deprecated in favour of one that cannot write opset 17.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(module, (frames, *state), buffer, input_names=INPUT_NAMES,
+                          output_names=OUTPUT_NAMES, dynamic_axes=DYNAMIC_AXES, opset_version=OPSET,
+                          dynamo=False)
+    proto = onnx.load_from_string(buffer.getvalue())
+    names = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output])
+    if names != (INPUT_NAMES, OUTPUT_NAMES):
+        raise RuntimeError(f"exported graph has inputs/outputs {names}, the contract needs "
+                           f"{INPUT_NAMES} and {OUTPUT_NAMES}")
+    opsets = {o.domain: o.version for o in proto.opset_import}
+    if opsets.get("", opsets.get("ai.onnx")) != OPSET:
+        raise RuntimeError(f"exporter wrote opset {opsets}, the contract needs {OPSET}")
+    proto.producer_name = "strcnn-sdk"
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=json.dumps(value))
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def verify(proto: onnx.ModelProto, model: STRCNN, *, sizes=((64, 96), (38, 50)), steps: int = 5,
+           batch: int = 2, seed: int = 0) -> float:
+    """Run the graph in ONNX Runtime beside the PyTorch model over `steps` recurrent steps at each size,
+    in one session, and return the largest absolute difference over every output and state."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    module = ContractModule(model).eval()
+    generator = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    for height, width in sizes:
+        state_pt = model.init_state(batch, height, width)
+        state_ort = [s.numpy() for s in state_pt]
+        for _ in range(steps):
+            frames = torch.rand(batch, 3 * (2 * model.m + 1), height, width, generator=generator)
+            with torch.no_grad():
+                expected = module(frames, *state_pt)
+            got = session.run(OUTPUT_NAMES, {"frames": frames.numpy(), "F_in": state_ort[0],
+                                             "h_in": state_ort[1]})
+            for e, g in zip(expected, got):
+                if e.shape != g.shape:
+                    raise RuntimeError(f"ONNX output shape {g.shape} differs from PyTorch's {tuple(e.shape)}")
+                worst = max(worst, float(np.abs(e.numpy() - g).max()))
+            state_pt, state_ort = expected[1:], got[1:]
+    return worst
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to `path` through a temporary file in the same folder, so a crash leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(model: STRCNN, path: Path) -> None:
+    """Save the shipped checkpoint: constructor arguments and state dict only (loads with weights_only=True)."""
+    buffer = io.BytesIO()
+    torch.save({"config": model.config(), "state_dict": model.state_dict()}, buffer)
+    _write_atomic(Path(path), buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> STRCNN:
+    """Rebuild a model from a checkpoint holding ``config`` and ``state_dict`` (training checkpoints do too),
+    without executing code from the file."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or "config" not in data or "state_dict" not in data:
+        raise ValueError(f"{path}: not a STRCNN checkpoint (expected a dict with 'config' and 'state_dict')")
+    model = STRCNN(**data["config"])
+    model.load_state_dict(data["state_dict"])
+    return model.eval()
+
+
+def export(model: STRCNN, onnx_path: Path, *, trained: bool, training: dict | None = None,
+           quality: dict | None = None, tolerance: float = TOLERANCE) -> dict[str, Any]:
+    """Export, check (onnx.checker, then ONNX Runtime against PyTorch) and only then write
+    ``NAME.onnx``, ``NAME.json`` and ``NAME.pt``. Returns the sidecar, with the measured difference."""
+    onnx_path = Path(onnx_path)
+    model = model.eval()
+    meta = sidecar(model, name=onnx_path.stem, trained=trained, training=training, quality=quality)
+    proto = to_onnx(model, meta)
+    error = verify(proto, model)
+    print(f"ONNX Runtime vs PyTorch, 5 steps at 64x96 and 38x50: max abs difference {error:.3g}")
+    if not error <= tolerance:
+        raise RuntimeError(f"exported graph differs from PyTorch by {error:.3g} > {tolerance:g}; not written")
+    data = proto.SerializeToString()
+    side = dict(meta, onnx_sha256=hashlib.sha256(data).hexdigest(), export_max_abs_error=error)
+    save_checkpoint(model, onnx_path.with_suffix(".pt"))
+    _write_atomic(onnx_path, data)
+    _write_atomic(onnx_path.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
+    return side

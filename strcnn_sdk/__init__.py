@@ -1,0 +1,19 @@
+"""strcnn-sdk: online video deblurring (STRCNN+DTB, Kim et al., ICCV 2017) over ONNX Runtime.
+
+    from strcnn_sdk import Deblurrer
+    deblurrer = Deblurrer()              # the shipped model; CUDA where usable, else CPU
+    sharp = deblurrer.push(frame)        # HxWx3 uint8 RGB in, the sharp frame one behind out (None at first)
+    rest = deblurrer.flush()             # the frames still owed at the end of the stream
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .deblurrer import Deblurrer
+from .model import Model, UntrainedModelWarning
+
+try:
+    __version__ = version("strcnn-sdk")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["Deblurrer", "Model", "UntrainedModelWarning", "__version__"]

@@ -1,0 +1,94 @@
+"""The exporter writes the ONNX contract to the letter, checks itself, and refuses what fails."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+import onnxruntime as ort  # noqa: E402
+
+from export.__main__ import main as export_main  # noqa: E402
+from export.model import STRCNN, VARIANTS  # noqa: E402
+from export.onnx import export, load_checkpoint  # noqa: E402
+
+
+def dims(value_info) -> list:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_contract_names_dims_opset_metadata(tmp_path, variant):
+    torch.manual_seed(1)
+    path = tmp_path / f"{variant}.onnx"
+    side = export(STRCNN(variant, m=1, width=8), path, trained=False)
+    proto = onnx.load(path)
+    assert {o.domain or "ai.onnx": o.version for o in proto.opset_import}["ai.onnx"] == 17
+    inputs = {i.name: dims(i) for i in proto.graph.input}
+    outputs = {o.name: dims(o) for o in proto.graph.output}
+    assert inputs == {"frames": ["N", 9, "H", "W"], "F_in": ["N", 4, "H2", "W2"], "h_in": ["N", 8, "H2", "W2"]}
+    assert outputs == {"sharp": ["N", 3, "H", "W"], "F_out": ["N", 4, "H2", "W2"],
+                       "h_out": ["N", 8, "H2", "W2"]}
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar == side
+    metadata = {p.key: json.loads(p.value) for p in proto.metadata_props}
+    assert metadata == {k: v for k, v in sidecar.items() if k not in ("onnx_sha256", "export_max_abs_error")}
+    assert sidecar["variant"] == variant and sidecar["trained"] is False and sidecar["opset"] == 17
+    assert sidecar["export_max_abs_error"] <= 1e-4
+
+
+def test_channel_order_oldest_first_rgb(tmp_path):
+    """frames channel 3k+c is frame k (oldest first), colour c: with a residual cnn whose decoder is zeroed,
+    the output is exactly the centre frame, channels 3..5."""
+    model = STRCNN("cnn", m=1, width=8, residual=True)
+    torch.nn.init.zeros_(model.out_conv.weight)
+    torch.nn.init.zeros_(model.out_conv.bias)
+    path = tmp_path / "id.onnx"
+    export(model, path, trained=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    frames = np.random.default_rng(0).random((1, 9, 6, 8), dtype=np.float32)
+    state = [np.zeros((1, 4, 3, 4), np.float32), np.zeros((1, 8, 3, 4), np.float32)]
+    sharp = session.run(["sharp"], {"frames": frames, "F_in": state[0], "h_in": state[1]})[0]
+    np.testing.assert_array_equal(sharp, frames[:, 3:6])
+
+
+def test_refuses_to_write_a_file_that_fails_its_check(tmp_path):
+    path = tmp_path / "bad.onnx"
+    with pytest.raises(RuntimeError, match="not written"):
+        export(STRCNN("dtb", width=8), path, trained=False, tolerance=-1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_loads_weights_only_and_round_trips(tmp_path):
+    torch.manual_seed(2)
+    model = STRCNN("strcnn", m=2, width=8, residual=False)
+    path = tmp_path / "m.onnx"
+    export(model, path, trained=False)
+    data = torch.load(path.with_suffix(".pt"), weights_only=True)
+    assert set(data) == {"config", "state_dict"}
+    assert data["config"] == {"variant": "strcnn", "m": 2, "width": 8, "residual": False}
+    again = load_checkpoint(path.with_suffix(".pt"))
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_command_line_from_checkpoint_marks_trained(tmp_path, capsys):
+    export_main(["--random", "--width", "8", "--out", str(tmp_path / "r.onnx")])
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"training": {"steps": 3}, "quality": {"heldout_psnr_gain_db": 0.1}}))
+    export_main(["--checkpoint", str(tmp_path / "r.pt"), "--card", str(card), "--out", str(tmp_path / "t.onnx")])
+    assert "max abs difference" in capsys.readouterr().out
+    side = json.loads((tmp_path / "t.json").read_text())
+    assert side["trained"] is True and side["training"] == {"steps": 3}
+    assert json.loads((tmp_path / "r.json").read_text())["trained"] is False
+
+
+def test_shipped_model_follows_the_contract():
+    from strcnn_sdk.model import shipped_model_path
+
+    path = shipped_model_path()
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["format"] == "strcnn-onnx/1" and side["opset"] == 17 and side["name"] == "strcnn_dtb"
+    model = load_checkpoint(path.with_suffix(".pt"))
+    assert model.config() == {k: side[k] for k in ("variant", "m", "width", "residual")}

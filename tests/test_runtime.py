@@ -1,0 +1,220 @@
+"""The runtime SDK: Model and Deblurrer against the PyTorch model, batching, threads, dtypes and errors."""
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
+
+torch = pytest.importorskip("torch")
+
+
+def reference(model, clip: np.ndarray) -> np.ndarray:
+    """The PyTorch model over a float clip [T, H, W, 3] with the ends repeated, clipped as the contract says."""
+    m = model.m
+    frames = torch.from_numpy(np.concatenate([clip[:1]] * m + [clip] + [clip[-1:]] * m)).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        out, _ = model.run(frames[None])
+    return out[0].clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def stream(deblurrer: Deblurrer, clip) -> list:
+    out = [s for s in (deblurrer.push(f) for f in clip) if s is not None]
+    return out + deblurrer.flush()
+
+
+@pytest.fixture
+def model(tiny) -> Model:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedModelWarning)
+        return Model(tiny[0], providers="cpu", threads=1)
+
+
+def test_streaming_equals_pytorch(tiny, model, rng):
+    clip = rng.random((6, 16, 22, 3), dtype=np.float32)
+    got = np.stack(stream(Deblurrer(model), clip))
+    error = np.abs(got - reference(tiny[1], clip)).max()
+    print(f"push/flush vs PyTorch, 6 frames 16x22: max abs difference {error:.3g}")
+    assert got.shape == clip.shape and got.dtype == np.float32 and error <= 1e-4
+
+
+def test_step_equals_push_and_odd_sizes_are_padded_and_cropped(model, rng):
+    clip = rng.random((4, 15, 21, 3), dtype=np.float32)
+    pushed = stream(Deblurrer(model), clip)
+    stepper = Deblurrer(model)
+    padded = np.concatenate([clip[:1], clip, clip[-1:]])
+    stepped = [stepper.step(list(padded[i:i + 3])) for i in range(4)]
+    assert all(p.shape == (15, 21, 3) for p in pushed)
+    np.testing.assert_array_equal(np.stack(pushed), np.stack(stepped))
+    # the crop keeps the top-left: same as running reflect-padded even frames and cropping
+    even = np.pad(padded, ((0, 0), (0, 1), (0, 1), (0, 0)), mode="reflect")
+    evener = Deblurrer(model)
+    cropped = [evener.step(even[i:i + 3])[:15, :21] for i in range(4)]
+    np.testing.assert_array_equal(np.stack(stepped), np.stack(cropped))
+
+
+@pytest.mark.parametrize("length", [1, 2, 5])
+def test_every_frame_comes_out_once(model, rng, length):
+    deblurrer = Deblurrer(model)
+    clip = rng.integers(0, 256, (length, 8, 10, 3), dtype=np.uint8)
+    outs = [deblurrer.push(f) for f in clip]
+    assert outs[0] is None and all(o is not None for o in outs[1:])
+    assert len([o for o in outs if o is not None] + deblurrer.flush()) == length
+    assert deblurrer.state is None  # flush ended the stream
+
+
+def test_uint8_float_and_bgr_agree(model, rng):
+    clip = rng.integers(0, 256, (4, 12, 14, 3), dtype=np.uint8)
+    as_uint8 = np.stack(stream(Deblurrer(model), clip))
+    as_float = np.stack(stream(Deblurrer(model), clip.astype(np.float32) / 255))
+    as_bgr = np.stack(stream(Deblurrer(model, color="bgr"), clip[..., ::-1].copy()))
+    assert as_uint8.dtype == np.uint8 and as_float.dtype == np.float32
+    np.testing.assert_array_equal(as_bgr[..., ::-1], as_uint8)
+    assert np.abs(as_float * 255 - as_uint8).max() <= 0.5 + 1e-3
+
+
+def test_batched_streams_equal_one_by_one(model, rng):
+    clips = rng.random((3, 5, 10, 12, 3), dtype=np.float32)
+    batched = np.stack(stream(Deblurrer(model), clips.transpose(1, 0, 2, 3, 4)), 1)
+    single = np.stack([np.stack(stream(Deblurrer(model), c)) for c in clips])
+    assert batched.shape == clips.shape
+    assert np.abs(batched - single).max() <= 1e-5
+
+
+def test_threads_sharing_one_model_equal_sequential(model, rng):
+    clips = [rng.random((6, 10, 12, 3), dtype=np.float32) for _ in range(4)]
+    sequential = [np.stack(stream(Deblurrer(model), c)) for c in clips]
+    results = [None] * 4
+
+    def work(i):
+        results[i] = np.stack(stream(Deblurrer(model), clips[i]))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(results, sequential):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_state_read_write_continues_a_stream(model, rng):
+    clip = rng.random((6, 8, 8, 3), dtype=np.float32)
+    whole = stream(Deblurrer(model), clip)
+    first = Deblurrer(model)
+    head = [first.step(clip[i:i + 3]) for i in range(2)]
+    second = Deblurrer(model)
+    second.state = first.state
+    tail = [second.step(clip[i:i + 3]) for i in range(2, 4)]
+    straight = Deblurrer(model)
+    expected = [straight.step(clip[i:i + 3]) for i in range(4)]
+    np.testing.assert_array_equal(np.stack(head + tail), np.stack(expected))
+    assert len(whole) == 6
+    fresh = Deblurrer(model)
+    assert fresh.state is None
+    first.reset()
+    assert first.state is None
+
+
+def test_size_change_mid_stream_is_an_error_until_reset(model, rng):
+    deblurrer = Deblurrer(model)
+    deblurrer.push(rng.random((8, 8, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="size changed mid-stream.*reset"):
+        deblurrer.push(rng.random((8, 10, 3), dtype=np.float32))
+    deblurrer.reset()
+    assert deblurrer.push(rng.random((8, 10, 3), dtype=np.float32)) is None
+
+
+@pytest.mark.parametrize("frame,error,match", [
+    (np.zeros((8, 8), np.uint8), ValueError, "3 dimensions"),
+    (np.zeros((8, 8, 4), np.uint8), ValueError, "3 colour channels"),
+    (np.zeros((8, 8, 3), np.int16), TypeError, "dtype int16"),
+    (np.zeros((8, 8, 3), np.float64), TypeError, "float32"),
+    (np.full((8, 8, 3), np.nan, np.float32), ValueError, "NaN"),
+    (np.full((8, 8, 3), np.inf, np.float32), ValueError, "NaN or infinite"),
+    (np.full((8, 8, 3), 255, np.float32), ValueError, r"\[0, 1\]"),
+    (np.zeros((0, 8, 3), np.uint8), ValueError, "empty"),
+    ([[1, 2, 3]], TypeError, "numpy array"),
+])
+def test_bad_frames_raise_clear_errors(model, frame, error, match):
+    with pytest.raises(error, match=match):
+        Deblurrer(model).push(frame)
+
+
+def test_bad_windows_raise_clear_errors(model):
+    deblurrer = Deblurrer(model)
+    with pytest.raises(ValueError, match="empty window"):
+        deblurrer.step([])
+    with pytest.raises(ValueError, match="2m\\+1 = 3 frames"):
+        deblurrer.step(np.zeros((2, 8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="differ in shape"):
+        deblurrer.step([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 6, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)])
+    with pytest.raises(ValueError, match="color"):
+        Deblurrer(model, color="yuv")
+    with pytest.raises(ValueError, match="state must be"):
+        deblurrer.state = (np.zeros((1, 3, 4, 4), np.float32), np.zeros((1, 8, 4, 4), np.float32))
+
+
+def test_model_file_errors(tmp_path, tiny):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        Model(tmp_path / "missing.onnx")
+    lonely = tmp_path / "lonely.onnx"
+    shutil.copy(tiny[0], lonely)
+    with pytest.raises(FileNotFoundError, match="sidecar"):
+        Model(lonely)
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not a model")
+    side = json.loads(tiny[0].with_suffix(".json").read_text())
+    corrupt.with_suffix(".json").write_text(json.dumps({k: v for k, v in side.items() if k != "onnx_sha256"}))
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        Model(corrupt)
+    mismatched = tmp_path / "mismatched.onnx"
+    shutil.copy(tiny[0], mismatched)
+    mismatched.with_suffix(".json").write_text(json.dumps(dict(side, onnx_sha256="0" * 64)))
+    with pytest.raises(ValueError, match="belongs to another model"):
+        Model(mismatched)
+    wrong = tmp_path / "wrong.onnx"
+    shutil.copy(tiny[0], wrong)
+    wrong.with_suffix(".json").write_text(json.dumps(dict(side, width=16)))
+    with pytest.raises(ValueError, match="does not follow|needs tensor"):
+        Model(wrong)
+
+
+def test_untrained_model_warns_and_cpu_console_stays_clean(tiny):
+    code = ("import warnings; from strcnn_sdk import Model; "
+            f"m = Model({str(tiny[0])!r}); print(m.provider, m.trained)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["CPUExecutionProvider", "False"]
+    assert "UNTRAINED" in run.stderr
+    assert ":onnxruntime" not in run.stderr  # no provider error or warning from ONNX Runtime's log
+
+
+def test_no_torch_and_flat_memory_over_a_long_stream(tiny):
+    """A whole run of the runtime imports no torch, and memory does not grow over 300 steps."""
+    code = f"""
+import resource, sys, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from strcnn_sdk import Deblurrer
+d = Deblurrer({str(tiny[0])!r})
+frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+for _ in range(50):
+    d.push(frame)
+start = rss()
+for _ in range(300):
+    d.push(frame)
+d.flush()
+print("torch" in sys.modules, (rss() - start) / 2**20)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported, growth = run.stdout.split()
+    print(f"RSS growth over 300 steps at 48x64: {float(growth):.2f} MiB")
+    assert imported == "False" and float(growth) < 5
