@@ -123,7 +123,7 @@ def verify(proto: onnx.ModelProto, model: STRCNN, *, sizes=((64, 96), (38, 50)),
     return worst
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes to `path` through a temporary file in the same folder, so a crash leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -143,7 +143,7 @@ def save_checkpoint(model: STRCNN, path: Path) -> None:
     """Save the shipped checkpoint: constructor arguments and state dict only (loads with weights_only=True)."""
     buffer = io.BytesIO()
     torch.save({"config": model.config(), "state_dict": model.state_dict()}, buffer)
-    _write_atomic(Path(path), buffer.getvalue())
+    write_atomic(Path(path), buffer.getvalue())
 
 
 def load_checkpoint(path: Path) -> STRCNN:
@@ -172,6 +172,6 @@ def export(model: STRCNN, onnx_path: Path, *, trained: bool, training: dict | No
     data = proto.SerializeToString()
     side = dict(meta, onnx_sha256=hashlib.sha256(data).hexdigest(), export_max_abs_error=error)
     save_checkpoint(model, onnx_path.with_suffix(".pt"))
-    _write_atomic(onnx_path, data)
-    _write_atomic(onnx_path.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
+    write_atomic(onnx_path, data)
+    write_atomic(onnx_path.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
     return side
