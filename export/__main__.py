@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .model import STRCNN, VARIANTS
-from .onnx import export, load_checkpoint
+from .onnx import export, load_checkpoint, write_identity
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="a .pt holding 'config' and 'state_dict'")
     source.add_argument("--random", action="store_true", help="random weights (untrained), for tests")
+    source.add_argument("--identity", action="store_true",
+                        help="a model that returns the centre frame, to measure the video pipeline alone")
     parser.add_argument("--out", type=Path, default=Path("weights/strcnn_dtb.onnx"),
                         help="the .onnx to write; the .json sidecar and .pt go beside it")
     parser.add_argument("--variant", choices=VARIANTS, default="dtb", help="with --random")
@@ -28,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON with 'training' and 'quality' facts for the sidecar (trained models)")
     args = parser.parse_args(argv)
 
+    if args.identity:
+        write_identity(args.out, m=args.m, width=args.width)
+        print(f"wrote {args.out} and its .json: identity, m {args.m}, width {args.width}")
+        return
     if args.random:
         torch.manual_seed(args.seed)
         model = STRCNN(args.variant, m=args.m, width=args.width, residual=not args.no_residual)

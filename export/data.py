@@ -8,6 +8,7 @@ X_{nT} .. X_{nT+tau-1} in linear light (sRGB gamma undone, averaged, re-applied)
 quantized to 8 bits; the sharp target is the centre sub-frame X_{nT + floor(tau/2)} (paper Section 3).
 
     python -m export.data --heldout DIR    # write the frozen held-out clips in the GoPro layout
+    python -m export.data --sample examples/sample.mp4    # the README's sample clip
 """
 
 from __future__ import annotations
@@ -210,11 +211,47 @@ def gopro_batches(root: Path, seed: int, batch: int, frames: int, size: tuple[in
                     for k in (0, 1))
 
 
+def write_sample(path: Path, frames: int = 60, fps: int = 25, size: tuple[int, int] = (270, 480)) -> None:
+    """A short blurry clip rendered from scikit-image's "astronaut" (a NASA photograph in the public domain),
+    H.264 in mp4 tagged BT.601, with a two-tone AAC audio track: the README's sample."""
+    import av
+
+    settings = BlurSettings(speed=(0.0, 1.2), static_share=0.1, objects=(1, 1))
+    blurry, _ = render_clip(np.random.default_rng(7), "astronaut", ("coffee", "chelsea"), frames, size, settings)
+    rate = 48_000
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "slow"})
+        video.width, video.height, video.pix_fmt = size[1], size[0], "yuv420p"
+        context = video.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = 6  # BT.601 (SMPTE 170M)
+        context.color_range = 1  # limited
+        audio = container.add_stream("aac", rate=rate, layout="mono")
+        for i, rgb in enumerate(blurry):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace="itu601", dst_color_range=1)
+            frame.pts = i
+            container.mux(video.encode(frame))
+        t = np.arange(rate * frames // fps) / rate
+        tone = (0.2 * np.sin(2 * np.pi * np.where(t % 0.5 < 0.25, 440, 660) * t)).astype(np.float32)
+        for start in range(0, len(tone), 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = rate, start
+            container.mux(audio.encode(chunk))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m export.data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--heldout", type=Path, required=True, help="folder to write the held-out clips into")
+    task = parser.add_mutually_exclusive_group(required=True)
+    task.add_argument("--heldout", type=Path, help="folder to write the held-out clips into")
+    task.add_argument("--sample", type=Path, help="write the sample clip (.mp4) here")
     args = parser.parse_args(argv)
+    if args.sample:
+        write_sample(args.sample)
+        print(f"wrote {args.sample} ({args.sample.stat().st_size / 1e6:.2f} MB)")
+        return
     clips = heldout_clips()
     write_gopro_layout(args.heldout, clips)
     print(f"wrote {len(clips)} held-out clips of {len(clips[0][1])} frames to {args.heldout}")

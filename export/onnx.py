@@ -123,6 +123,40 @@ def verify(proto: onnx.ModelProto, model: STRCNN, *, sizes=((64, 96), (38, 50)),
     return worst
 
 
+def identity_onnx(m: int = 1, width: int = 64) -> onnx.ModelProto:
+    """A model of the same contract that returns the centre frame and passes the state through: what the
+    video pipeline costs with a model that costs nothing (``strcnn bench``)."""
+    from onnx import TensorProto, helper
+
+    def value(name: str, channels: int, h: str, w: str):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", channels, h, w])
+
+    cf, ch = width // 2, width
+    constants = [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in
+                 (("start", 3 * m), ("end", 3 * m + 3), ("axis", 1))]
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["frames", "start", "end", "axis"], ["sharp"]),
+         helper.make_node("Identity", ["F_in"], ["F_out"]), helper.make_node("Identity", ["h_in"], ["h_out"])],
+        "identity",
+        [value("frames", 3 * (2 * m + 1), "H", "W"), value("F_in", cf, "H2", "W2"), value("h_in", ch, "H2", "W2")],
+        [value("sharp", 3, "H", "W"), value("F_out", cf, "H2", "W2"), value("h_out", ch, "H2", "W2")],
+        initializer=constants)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="strcnn-sdk",
+                              ir_version=8)  # opset 17's IR version, which every current ONNX Runtime reads
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def write_identity(onnx_path: Path, m: int = 1, width: int = 64) -> None:
+    """Write the identity model and its sidecar (variant "identity", untrained by nature)."""
+    onnx_path = Path(onnx_path)
+    data = identity_onnx(m, width).SerializeToString()
+    side = dict(sidecar(STRCNN("cnn", m=m, width=width), name=onnx_path.stem, trained=False),
+                variant="identity", onnx_sha256=hashlib.sha256(data).hexdigest())
+    write_atomic(onnx_path, data)
+    write_atomic(onnx_path.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes to `path` through a temporary file in the same folder, so a crash leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from strcnn_sdk.metrics import psnr
+from strcnn_sdk.metrics import clip_psnr
 
 from .data import gopro_batches, heldout_clips, synthetic_batches
 from .model import STRCNN, VARIANTS
@@ -64,8 +64,8 @@ def cpu_flags() -> str:
 
 
 def evaluate(model: STRCNN, clips, device: torch.device) -> tuple[float, float]:
-    """Mean PSNR of the model's 8-bit output and of the blurry input against the sharp frames over clips,
-    with each clip's ends repeated as the runtime does."""
+    """Mean PSNR (per frame, then over clips, as `strcnn eval` reports it) of the model's 8-bit output and of
+    the blurry input against the sharp frames, with each clip's ends repeated as the runtime does."""
     model.eval()
     ours, blurs = [], []
     with torch.no_grad():
@@ -74,8 +74,8 @@ def evaluate(model: STRCNN, clips, device: torch.device) -> tuple[float, float]:
             x = torch.cat([x[:1]] * model.m + [x] + [x[-1:]] * model.m)
             out, _ = model.run(x[None])
             out = (out[0].clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-            ours.append(psnr(out, sharp))
-            blurs.append(psnr(blurry, sharp))
+            ours.append(clip_psnr(out, sharp))
+            blurs.append(clip_psnr(blurry, sharp))
     model.train()
     return float(np.mean(ours)), float(np.mean(blurs))
 

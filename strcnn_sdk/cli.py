@@ -1,10 +1,295 @@
-"""The `strcnn` command line."""
+"""The `strcnn` command line: deblur videos and image sequences, and inspect, benchmark and evaluate models."""
 
+from __future__ import annotations
+
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import onnxruntime as ort
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
+from . import __version__
+from .deblurrer import Deblurrer
+from .model import Model, UntrainedModelWarning, nvidia_driver_present, shipped_model_path
+from .video import Encoding, MediaError, Reader, check_codec, is_video_path
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Online video deblurring (STRCNN+DTB) over ONNX Runtime.")
+
+ModelOption = Annotated[Optional[Path], typer.Option("--model", "-m", help="an .onnx with its .json sidecar "
+                                                     "(default: the shipped model)")]
+ProviderOption = Annotated[str, typer.Option(help="auto (CUDA where usable, else CPU), cuda or cpu")]
+ThreadsOption = Annotated[Optional[int], typer.Option(help="ONNX Runtime threads (default: one per core)")]
+PrecisionOption = Annotated[str, typer.Option(help="which shipped model variant to load")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a one-line error and return the exit to raise."""
+    typer.echo(f"strcnn: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def load_model(model: Path | None, provider: str, threads: int | None, precision: str) -> Model:
+    """Load a model for a command, turning a bad file or option into a one-line error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            loaded = Model(model, providers=provider, threads=threads, precision=precision)
+        except (FileNotFoundError, ValueError, TypeError) as e:
+            raise fail(str(e)) from None
+    for w in caught:
+        typer.echo(f"strcnn: warning: {w.message}", err=True)
+    return loaded
+
+
+def cpu_flags() -> str:
+    """The processor and the flags that decide its speed here (AVX2, AVX-512, VNNI, AMX)."""
+    name, flags = platform.processor() or platform.machine(), []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    return f"{name} [{' '.join(f for f in wanted if f in flags) or 'no AVX2'}]"
+
+
+def rss_mib() -> float:
+    """Resident memory of this process, MiB."""
+    try:
+        import resource
+
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except (OSError, ImportError):
+        return float("nan")
 
 
 @app.command()
-def info() -> None:
-    """Print versions, providers and the shipped model's facts."""
+def deblur(
+    source: Annotated[Path, typer.Argument(help="a video file, a folder of images, or a quoted glob")],
+    output: Annotated[Path, typer.Argument(help="a video file (.mp4, .mkv, .webm, ...) or a folder for PNGs")],
+    model: ModelOption = None,
+    provider: ProviderOption = "auto",
+    threads: ThreadsOption = None,
+    precision: PrecisionOption = "fp32",
+    codec: Annotated[str, typer.Option(help="video encoder")] = "libx264",
+    crf: Annotated[int, typer.Option(help="quality: lower is better and larger")] = 18,
+    preset: Annotated[str, typer.Option(help="encoder speed preset")] = "medium",
+    pix_fmt: Annotated[str, typer.Option(help="pixel format; yuv420p plays everywhere")] = "yuv420p",
+    fps: Annotated[str, typer.Option(help="frame rate of an image-sequence input, e.g. 25 or 30000/1001")] = "25",
+    side_by_side: Annotated[bool, typer.Option(help="write input and output side by side")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="overwrite an existing output")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Deblur a video or an image sequence into a video or a folder of PNGs."""
+    from .pipeline import deblur_file
+
+    if output.resolve() == source.resolve():
+        raise fail(f"{output}: the output would overwrite the input; choose another name")
+    if output.exists() and not force:
+        raise fail(f"{output} exists; pass --force to overwrite it")
+    if output.exists() and output.is_dir() != (not is_video_path(output)):
+        raise fail(f"{output} exists and is a {'folder' if output.is_dir() else 'file'}; choose another name")
+    try:
+        rate = Fraction(fps)
+        if rate <= 0:
+            raise ValueError
+    except (ValueError, ZeroDivisionError):
+        raise fail(f"--fps must be a positive number or fraction, got {fps!r}") from None
+    encoding = Encoding(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=rate)
+    try:
+        if is_video_path(output):
+            check_codec(codec)
+        deblurrer = Deblurrer(load_model(model, provider, threads, precision))
+        with _progress(quiet) as progress:
+            count = deblur_file(source, output, deblurrer, encoding, side_by_side, progress)
+    except MediaError as e:
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; no output written", 130) from None
+    if not quiet:
+        typer.echo(f"wrote {count} frames to {output}", err=True)
+
+
+class _progress:
+    """A progress bar with frames, fps and ETA on a terminal; nothing when quiet or not a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        console = Console(stderr=True)
+        self.bar = Progress(TextColumn("deblurring"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[fps]} fps"), TimeElapsedColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), console=console, disable=quiet or not console.is_terminal)
+        self.task = self.bar.add_task("deblur", total=None, fps="-")
+        self.start = time.perf_counter()
+
+    def __enter__(self):
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        fps = done / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.update(self.task, completed=done, total=total, fps=f"{fps:.1f}")
+
+
+@app.command()
+def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: ThreadsOption = None,
+         precision: PrecisionOption = "fp32") -> None:
+    """Print versions, the CPU, the providers, and the model's facts."""
+    loaded = load_model(model, provider, threads, precision)
+    meta = loaded.meta
+    typer.echo(f"strcnn-sdk {__version__}, onnxruntime {ort.__version__}, Python {platform.python_version()}")
+    typer.echo(f"cpu: {cpu_flags()}")
+    typer.echo(f"providers available: {', '.join(ort.get_available_providers())}; "
+               f"NVIDIA driver: {'yes' if nvidia_driver_present() else 'no'}")
+    typer.echo(f"provider in use: {loaded.provider}; threads: {threads or 'ONNX Runtime default (one per core)'}")
+    typer.echo(f"model: {loaded.path}")
+    typer.echo(f"  {meta.get('name')}: variant {meta.get('variant')}, m {meta['m']}, width {meta['width']}, "
+               f"precision {meta.get('precision')}, opset {meta.get('opset')}")
+    if loaded.trained:
+        typer.echo(f"  trained: {meta.get('training')}")
+        typer.echo(f"  quality: {meta.get('quality')}")
+    else:
+        typer.echo("  trained: NO (random weights: runs, but does not deblur)")
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+        if width < 1 or height < 1:
+            raise ValueError
+    except ValueError:
+        raise fail(f"size must look like 640x480, got {text!r}") from None
+    return width, height
+
+
+def _median_seconds(fn, runs: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@app.command()
+def bench(
+    sizes: Annotated[str, typer.Option(help="comma-separated WxH")] = "640x480,1280x720",
+    providers: Annotated[str, typer.Option(help="comma-separated providers")] = "auto",
+    precisions: Annotated[str, typer.Option(help="comma-separated shipped precisions")] = "fp32",
+    model: ModelOption = None,
+    threads: ThreadsOption = None,
+    runs: Annotated[int, typer.Option(min=1, help="timed runs per figure (median reported)")] = 5,
+    pipeline: Annotated[bool, typer.Option(help="also measure the video pipeline with an identity model")] = True,
+    pipeline_frames: Annotated[int, typer.Option(min=10, help="frames of the pipeline test clip")] = 120,
+    preset: Annotated[str, typer.Option(help="encoder preset of the pipeline test")] = "veryfast",
+) -> None:
+    """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
+    typer.echo(f"cpu: {cpu_flags()}; onnxruntime {ort.__version__}; rss {rss_mib():.0f} MiB")
+    rng = np.random.default_rng(0)
+    for provider in providers.split(","):
+        for precision in precisions.split(","):
+            loaded = load_model(model, provider, threads, precision)
+            for size in sizes.split(","):
+                width, height = _parse_size(size)
+                planar = rng.random((1, 3 * loaded.window, height + height % 2, width + width % 2), np.float32)
+                state = loaded.zero_state(1, *planar.shape[2:])
+                bare = _median_seconds(lambda: loaded.run(planar, state), runs)
+                frame = rng.integers(0, 256, (height, width, 3), np.uint8)
+                deblurrer = Deblurrer(loaded)
+                streamed = _median_seconds(lambda: deblurrer.push(frame), runs)
+                typer.echo(f"{loaded.provider} {precision} {width}x{height}: model {1 / bare:.2f} fps, "
+                           f"Deblurrer.push {1 / streamed:.2f} fps ({100 * (streamed / bare - 1):+.1f}% over the "
+                           f"bare session), rss {rss_mib():.0f} MiB")
+    if pipeline:
+        _bench_pipeline(pipeline_frames, preset)
+
+
+def _bench_pipeline(frames: int, preset: str) -> None:
+    """The 1280x720 pipeline with an identity model against the encoder alone, side by side."""
+    import av
+
+    from .pipeline import deblur_file
+    from .video import Colour, Source, open_atomic
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (90, 160, 3), np.uint8)
+    import cv2
+
+    clip = [np.roll(cv2.resize(base, (1280, 720), interpolation=cv2.INTER_CUBIC), 4 * i, axis=1)
+            for i in range(frames)]
+    encoding = Encoding(preset=preset)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "source.mp4"
+        info = Source(source, 1280, 720, frames, Fraction(25), Fraction(1, 25), Colour.default(720))
+        with open_atomic(source, info, Encoding(preset="ultrafast"), 1280) as writer:
+            for i, rgb in enumerate(clip):
+                writer.write(rgb, i)
+        start = time.perf_counter()
+        with open_atomic(Path(tmp) / "encoder.mp4", info, encoding, 1280) as writer:
+            for i, rgb in enumerate(clip):
+                writer.write(rgb, i)
+        encoder = frames / (time.perf_counter() - start)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UntrainedModelWarning)
+            identity = Deblurrer(Model(shipped_model_path().with_name("identity.onnx"), providers="cpu"))
+        start = time.perf_counter()
+        deblur_file(source, Path(tmp) / "pipeline.mp4", identity, encoding)
+        whole = frames / (time.perf_counter() - start)
+    typer.echo(f"pipeline 1280x720 libx264 {preset} (PyAV {av.__version__}): encoder alone {encoder:.1f} fps, "
+               f"decode + identity model + encode {whole:.1f} fps ({100 * whole / encoder:.0f}% of the encoder)")
+
+
+@app.command("eval")
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="a GoPro-layout folder (SEQ/blur, SEQ/sharp) or a folder of "
+                                        "NAME_blur1.png / NAME_sharp1.png pairs")],
+    model: ModelOption = None,
+    provider: ProviderOption = "auto",
+    threads: ThreadsOption = None,
+    precision: PrecisionOption = "fp32",
+    ssim: Annotated[bool, typer.Option(help="also SSIM (needs scikit-image)")] = True,
+) -> None:
+    """PSNR (and SSIM) of the model's output and of the blurry input against the sharp frames."""
+    from .evaluation import evaluate_folder
+
+    loaded = load_model(model, provider, threads, precision)
+    try:
+        rows = evaluate_folder(data, Deblurrer(loaded), ssim=ssim)
+    except (MediaError, ValueError, ImportError) as e:
+        raise fail(str(e)) from None
+    typer.echo(f"model: {loaded.path} ({'trained' if loaded.trained else 'UNTRAINED'}); data: {data}")
+    header = f"{'clip':<32} {'frames':>6} {'blurry dB':>10} {'model dB':>10} {'gain dB':>8}"
+    typer.echo(header + (f" {'blurry SSIM':>11} {'model SSIM':>10}" if ssim else ""))
+    for row in rows:
+        line = (f"{row['clip']:<32} {row['frames']:>6} {row['psnr_blurry']:>10.3f} {row['psnr_model']:>10.3f} "
+                f"{row['psnr_model'] - row['psnr_blurry']:>+8.3f}")
+        typer.echo(line + (f" {row['ssim_blurry']:>11.4f} {row['ssim_model']:>10.4f}" if ssim else ""))
+
+
+def main() -> None:
+    app(prog_name="strcnn")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

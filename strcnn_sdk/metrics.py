@@ -21,3 +21,8 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     except ImportError:
         raise ImportError("SSIM needs scikit-image: pip install 'strcnn-sdk[eval]'") from None
     return float(structural_similarity(a, b, channel_axis=-1, data_range=255))
+
+
+def clip_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over frames of the per-frame PSNR of two uint8 clips [T, H, W, 3] (the usual video convention)."""
+    return float(np.mean([psnr(x, y) for x, y in zip(a, b)]))

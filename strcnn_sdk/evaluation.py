@@ -1,0 +1,64 @@
+"""`strcnn eval`: a model's PSNR and SSIM against sharp frames, next to the blurry input's, per clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .deblurrer import Deblurrer
+from .metrics import clip_psnr, ssim as ssim_of
+from .video import MediaError
+
+
+def _read(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def find_clips(root: Path) -> list[tuple[str, list[Path], list[Path]]]:
+    """(name, blurry frames, sharp frames) for a GoPro-layout folder (SEQ/blur/*.png, SEQ/sharp/*.png) or a flat
+    folder of NAME_blur1.png / NAME_sharp1.png pairs (each pair a one-frame clip)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MediaError(f"{root}: not a folder")
+    clips = []
+    for seq in sorted(p for p in root.iterdir() if (p / "blur").is_dir()):
+        blur, sharp = sorted((seq / "blur").glob("*.png")), sorted((seq / "sharp").glob("*.png"))
+        if not blur or [p.name for p in blur] != [p.name for p in sharp]:
+            raise MediaError(f"{seq}: blur/ and sharp/ must hold the same non-empty list of .png frames")
+        clips.append((seq.name, blur, sharp))
+    for blur in sorted(root.glob("*_blur1.png")):
+        sharp = blur.with_name(blur.name.replace("_blur1.png", "_sharp1.png"))
+        if not sharp.is_file():
+            raise MediaError(f"{blur}: its sharp pair {sharp.name} is missing")
+        clips.append((blur.name[: -len("_blur1.png")], [blur], [sharp]))
+    if not clips:
+        raise MediaError(f"{root}: no clips (SEQ/blur + SEQ/sharp folders, or NAME_blur1.png + NAME_sharp1.png)")
+    return clips
+
+
+def evaluate_folder(root: Path, deblurrer: Deblurrer, ssim: bool = True) -> list[dict]:
+    """One row per clip and a last row "mean" (the average over clips), with PSNR (mean over frames, 8-bit RGB,
+    whole frame) and SSIM of the blurry input and of the model's output against the sharp frames."""
+    rows = []
+    for name, blur_paths, sharp_paths in find_clips(root):
+        blurry = [_read(p) for p in blur_paths]
+        sharp = np.stack([_read(p) for p in sharp_paths])
+        deblurrer.reset()
+        restored = [s for s in map(deblurrer.push, blurry) if s is not None] + deblurrer.flush()
+        out, blurry = np.stack(restored), np.stack(blurry)
+        if out.shape != sharp.shape:
+            raise MediaError(f"{name}: blurry frames are {blurry.shape[1:3]} but sharp ones {sharp.shape[1:3]}")
+        row = {"clip": name, "frames": len(out), "psnr_blurry": clip_psnr(blurry, sharp),
+               "psnr_model": clip_psnr(out, sharp)}
+        if ssim:
+            row["ssim_blurry"] = float(np.mean([ssim_of(b, s) for b, s in zip(blurry, sharp)]))
+            row["ssim_model"] = float(np.mean([ssim_of(o, s) for o, s in zip(out, sharp)]))
+        rows.append(row)
+    mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key not in ("clip", "frames")}
+    rows.append({"clip": "mean", "frames": sum(r["frames"] for r in rows), **mean})
+    return rows

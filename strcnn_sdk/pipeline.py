@@ -1,0 +1,125 @@
+"""Deblur a whole video or image sequence: decoding, inference and encoding run as overlapping stages.
+
+A reader thread decodes (and converts colour) ahead, the calling thread runs the model, and a writer thread
+converts and encodes behind it; bounded queues between them keep memory flat.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Callable, Iterable
+
+import av
+import numpy as np
+
+from .deblurrer import Deblurrer
+from .video import Encoding, Frame, Reader, open_atomic
+
+_END = object()
+
+
+class _Stage(threading.Thread):
+    """A thread that consumes or produces queue items and keeps its exception for the caller."""
+
+    def __init__(self, target: Callable[[], None]) -> None:
+        super().__init__(daemon=True)
+        self._target_fn, self.error = target, None
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as e:  # handed to the calling thread, which re-raises it
+            self.error = e
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _items(q: queue.Queue, stages: Iterable[_Stage], stop: threading.Event):
+    """Items from a queue until _END (or until `stop` is set), raising what a stage raised as soon as it does."""
+    while True:
+        try:
+            item = q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            for stage in stages:
+                if stage.error is not None:
+                    raise stage.error
+            continue
+        if item is _END:
+            return
+        yield item
+
+
+def deblur_file(source: Path, output: Path, deblurrer: Deblurrer | None, encoding: Encoding = Encoding(),
+                side_by_side: bool = False, progress: Callable[[int, int | None], None] | None = None,
+                depth: int = 8) -> int:
+    """Deblur `source` (a video, an image folder or a glob) into `output` (a video or an image folder), written
+    atomically. `deblurrer` None copies the frames through (to measure the pipeline alone). `progress` is
+    called with (frames done, total or None). Returns the number of frames written."""
+    stop = threading.Event()
+    decoded: queue.Queue = queue.Queue(depth)
+    restored: queue.Queue = queue.Queue(depth)
+    with Reader(source) as reader:
+        info = reader.source
+        width = info.width * (2 if side_by_side else 1)
+        with open_atomic(output, info, encoding, width) as writer:
+            def read() -> None:
+                for item in reader:
+                    _put(decoded, item, stop)
+                    if stop.is_set():
+                        return
+                _put(decoded, _END, stop)
+
+            def write() -> None:
+                for item in _items(restored, [], stop):
+                    if isinstance(item, av.Packet):
+                        writer.copy(item)
+                    else:
+                        writer.write(*item)
+
+            reading, writing = _Stage(read), _Stage(write)
+            reading.start()
+            writing.start()
+            pending: deque[Frame] = deque()
+            done = 0
+
+            def emit(sharp: np.ndarray) -> None:
+                nonlocal done
+                frame = pending.popleft()
+                rgb = np.concatenate([frame.rgb, sharp], axis=1) if side_by_side else sharp
+                _put(restored, (rgb, frame.pts, frame.name), stop)
+                done += 1
+                if progress is not None:
+                    progress(done, info.frames)
+
+            try:
+                for item in _items(decoded, [reading, writing], stop):
+                    if not isinstance(item, Frame):
+                        _put(restored, item, stop)
+                        continue
+                    pending.append(item)
+                    sharp = item.rgb if deblurrer is None else deblurrer.push(item.rgb)
+                    if sharp is not None:
+                        emit(sharp)
+                for sharp in deblurrer.flush() if deblurrer is not None else []:
+                    emit(sharp)
+                _put(restored, _END, stop)
+                writing.join()
+                if writing.error is not None:
+                    raise writing.error
+            finally:
+                stop.set()
+                reading.join()
+                writing.join()
+    return done
