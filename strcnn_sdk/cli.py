@@ -228,14 +228,12 @@ def bench(
 def _bench_pipeline(frames: int, preset: str) -> None:
     """The 1280x720 pipeline with an identity model against the encoder alone, side by side."""
     import av
+    import cv2
 
     from .pipeline import deblur_file
     from .video import Colour, Source, open_atomic
 
-    rng = np.random.default_rng(1)
-    base = rng.integers(0, 256, (90, 160, 3), np.uint8)
-    import cv2
-
+    base = np.random.default_rng(1).integers(0, 256, (90, 160, 3), np.uint8)
     clip = [np.roll(cv2.resize(base, (1280, 720), interpolation=cv2.INTER_CUBIC), 4 * i, axis=1)
             for i in range(frames)]
     encoding = Encoding(preset=preset)

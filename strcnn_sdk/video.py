@@ -267,6 +267,9 @@ class Writer:
             stream.set_display_rotation(source.rotation)
         self.stream = stream
         self.copies = {s.index: self.container.add_stream_from_template(s) for s in source.copy_streams}
+        # Write the header now: the muxer may change a stream's time base there (mp4 wants 1/10000 or finer),
+        # and every packet must be encoded after that, or the first ones are stamped in the old one.
+        self.container.start_encoding()
 
     def write(self, rgb: np.ndarray, pts: int | None = None, name: str | None = None) -> None:
         """Add one frame (HxWx3 RGB uint8) with its timestamp (None: the next one at the output rate)."""
