@@ -248,7 +248,8 @@ class Writer:
         rate = source.rate or encoding.fps
         stream = self.container.add_stream(encoding.codec, rate=rate)
         # the encoder works in the input's time base too, so that no timestamp is rounded to the frame rate
-        stream.time_base = stream.codec_context.time_base = source.time_base or 1 / Fraction(rate)
+        self.time_base = source.time_base or 1 / Fraction(rate)  # of the timestamps given to write()
+        stream.time_base = stream.codec_context.time_base = self.time_base
         subsampled = encoding.pix_fmt.startswith(("yuv420", "yuv422", "nv12"))
         self.pad = (self.height % 2 if subsampled else 0, self.width % 2 if subsampled else 0)
         stream.width, stream.height = self.width + self.pad[1], self.height + self.pad[0]
@@ -285,7 +286,7 @@ class Writer:
             format=self.encoding.pix_fmt, dst_colorspace=_MATRICES[self.colour.matrix],
             dst_color_range=self.colour.range, interpolation=_ENCODE)
         frame.pts = pts if pts is not None else self.count
-        frame.time_base = self.stream.time_base
+        frame.time_base = self.time_base
         self.container.mux(self.stream.encode(frame))
         self.count += 1
 
