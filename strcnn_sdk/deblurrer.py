@@ -63,6 +63,7 @@ class Deblurrer:
         if not (np.isfinite(f).all() and np.isfinite(h).all()):
             raise ValueError("state contains NaN or infinite values")
         self._state = self.model.state_from_numpy(f, h)
+        self._shape = None  # the next frame fixes the stream's shape and is checked against this state
         self._buffer.clear()
 
     def step(self, frames) -> np.ndarray:

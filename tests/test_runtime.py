@@ -218,3 +218,32 @@ print("torch" in sys.modules, (rss() - start) / 2**20)
     imported, growth = run.stdout.split()
     print(f"RSS growth over 300 steps at 48x64: {float(growth):.2f} MiB")
     assert imported == "False" and float(growth) < 5
+
+
+def test_assigned_state_must_fit_the_frames(model, rng):
+    deblurrer = Deblurrer(model)
+    deblurrer.step(rng.random((3, 8, 8, 3), dtype=np.float32))
+    deblurrer.state = tuple(np.zeros((1, c, 5, 5), np.float32) for c in model.state_channels)
+    with pytest.raises(ValueError, match="does not fit"):
+        deblurrer.step(rng.random((3, 8, 8, 3), dtype=np.float32))
+
+
+def _cuda_usable() -> bool:
+    from strcnn_sdk.model import nvidia_driver_present
+    import onnxruntime as ort
+
+    return nvidia_driver_present() and "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.mark.skipif(not _cuda_usable(), reason="needs an NVIDIA GPU and onnxruntime-gpu with its CUDA libraries")
+def test_cuda_keeps_state_on_device_and_matches_cpu(tiny, rng):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedModelWarning)
+        gpu, cpu = Model(tiny[0], providers="cuda"), Model(tiny[0], providers="cpu")
+    assert gpu.provider == "CUDAExecutionProvider"
+    clip = rng.random((5, 32, 48, 3), dtype=np.float32)
+    on_gpu = Deblurrer(gpu)
+    out = stream(on_gpu, clip[:4])
+    on_gpu.push(clip[4])
+    assert on_gpu._state[0].device_name().lower() == "cuda"
+    assert np.abs(np.stack(out) - np.stack(stream(Deblurrer(cpu), clip[:4]))).max() <= 1e-3
