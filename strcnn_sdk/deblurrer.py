@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +37,12 @@ class Deblurrer:
         """Start a new stream: zero state, empty buffer, any frame size."""
         self._state = None
         self._shape: tuple[int, int, int] | None = None  # streams, height, width
-        self._buffer: deque[np.ndarray] = deque()
         self._batched = False
+        # The model's input [N, 3(2m+1), H', W'] and its twin to slide into: allocated once per stream, since
+        # fresh buffers this large cost page faults on every step.
+        self._window: np.ndarray | None = None
+        self._spare: np.ndarray | None = None
+        self._filled = 0  # frames of the window holding data (push/flush)
 
     @property
     def state(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -63,8 +66,8 @@ class Deblurrer:
         if not (np.isfinite(f).all() and np.isfinite(h).all()):
             raise ValueError("state contains NaN or infinite values")
         self._state = self.model.state_from_numpy(f, h)
-        self._shape = None  # the next frame fixes the stream's shape and is checked against this state
-        self._buffer.clear()
+        self._shape, self._window, self._spare, self._filled = None, None, None, 0
+        # the next frame fixes the stream's shape and is checked against this state
 
     def step(self, frames) -> np.ndarray:
         """Restore the centre frame of one window of 2m+1 frames (oldest first) and advance the state.
@@ -86,8 +89,9 @@ class Deblurrer:
         if window.shape[1] != self.model.window:
             raise ValueError(f"a window must hold 2m+1 = {self.model.window} frames, got {window.shape[1]}")
         self._begin(window.shape[0], *window.shape[2:4], batched)
-        planes = [self._planar(window[:, k]) for k in range(self.model.window)]
-        return self._run(planes, window.dtype)
+        for k in range(self.model.window):
+            self._slot(k)[...] = self._planar(window[:, k])
+        return self._run(window.dtype)
 
     def push(self, frame: np.ndarray) -> np.ndarray | None:
         """Feed the next frame (HxWx3, or [N, H, W, 3] for N streams); returns the sharp frame m frames
@@ -97,39 +101,55 @@ class Deblurrer:
         frames = frame if batched else frame[None]
         self._begin(frames.shape[0], *frames.shape[1:3], batched)
         planar = self._planar(frames)
-        if not self._buffer:  # the first frame stands in for the m frames before the start
-            self._buffer.extend([planar] * self.model.m)
-        self._buffer.append(planar)
+        if self._filled == 0:  # the first frame stands in for the m frames before the start
+            for k in range(self.model.m):
+                self._slot(k)[...] = planar
+            self._filled = self.model.m
         self._dtype = frames.dtype
-        if len(self._buffer) < self.model.window:
-            return None
-        sharp = self._run(list(self._buffer), frames.dtype)
-        self._buffer.popleft()
-        return sharp
+        return self._append(planar)
 
     def flush(self) -> list[np.ndarray]:
         """End the stream: return the frames still owed (the last frame stands in for those after the end),
         then reset, so every pushed frame has exactly one output."""
         out = []
-        if self._buffer:
-            last = self._buffer[-1]
+        if self._filled:
+            last = self._slot(self._filled - 1).copy()
             for _ in range(self.model.m):
-                self._buffer.append(last)
-                if len(self._buffer) == self.model.window:
-                    out.append(self._run(list(self._buffer), self._dtype))
-                    self._buffer.popleft()
+                sharp = self._append(last)
+                if sharp is not None:
+                    out.append(sharp)
         self.reset()
         return out
+
+    def _slot(self, k: int) -> np.ndarray:
+        """Frame k (oldest first) of the window, a view [N, 3, H', W']."""
+        return self._window[:, 3 * k:3 * k + 3]
+
+    def _append(self, planar: np.ndarray) -> np.ndarray | None:
+        """Put the next frame in the window; once the window is full, run a step and slide by one frame."""
+        self._slot(self._filled)[...] = planar
+        self._filled += 1
+        if self._filled < self.model.window:
+            return None
+        sharp = self._run(self._dtype)
+        if self._spare is None:
+            self._spare = np.empty_like(self._window)
+        self._spare[:, :-3] = self._window[:, 3:]
+        self._window, self._spare = self._spare, self._window
+        self._filled -= 1
+        return sharp
 
     def _begin(self, n: int, height: int, width: int, batched: bool) -> None:
         """Fix the stream's shape on its first frame; later frames must match until reset()."""
         shape = (n, height, width)
         if self._shape is None:
             self._shape, self._batched = shape, batched
+            m = self.model.pad_multiple
+            padded = (height + -height % m, width + -width % m)
             if self._state is None:
-                m = self.model.pad_multiple
-                self._state = self.model.zero_state(n, height + -height % m, width + -width % m)
+                self._state = self.model.zero_state(n, *padded)
             self._check_state()
+            self._window = np.empty((n, 3 * self.model.window, *padded), np.float32)
         elif shape != self._shape or batched != self._batched:
             raise ValueError(f"frame size changed mid-stream from {self._describe(self._shape, self._batched)} "
                              f"to {self._describe(shape, batched)}; call reset() to start a new stream")
@@ -155,8 +175,8 @@ class Deblurrer:
     def _planar(self, frames: np.ndarray) -> np.ndarray:
         return to_planar(frames, self.color, self.model.pad_multiple)
 
-    def _run(self, planes: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-        sharp, self._state = self.model.run(np.concatenate(planes, axis=1), self._state)
+    def _run(self, dtype: np.dtype) -> np.ndarray:
+        sharp, self._state = self.model.run(self._window, self._state)
         _, height, width = self._shape
         out = from_planar(sharp, height, width, self.color, dtype)
         return out if self._batched else out[0]
