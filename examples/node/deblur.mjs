@@ -1,0 +1,46 @@
+// node deblur.mjs MODEL.onnx IN_DIR OUT_DIR: deblur a folder of PNG frames (sorted by name) into OUT_DIR.
+// The .json sidecar beside the model says how to feed it; see ../js/strcnn.mjs for the streaming loop.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { PNG } from 'pngjs';
+import { Deblurrer, toRGBA } from '../js/strcnn.mjs';
+
+export async function loadDeblurrer(modelPath) {
+  const sidecar = JSON.parse(fs.readFileSync(modelPath.replace(/\.onnx$/, '.json'), 'utf8'));
+  return Deblurrer.create(ort, fs.readFileSync(modelPath), sidecar);
+}
+
+export function readFrame(file) {
+  const png = PNG.sync.read(fs.readFileSync(file));
+  return { width: png.width, height: png.height, rgba: png.data };
+}
+
+/** Stream every frame of `files` through the model; returns the sharp frames in order (planar float). */
+export async function deblurFrames(deblurrer, files) {
+  const out = [];
+  for (const file of files) {
+    const sharp = await deblurrer.push(readFrame(file));
+    if (sharp) out.push(sharp);
+  }
+  return out.concat(await deblurrer.flush());
+}
+
+async function main([modelPath, inDir, outDir]) {
+  if (!outDir) throw new Error('usage: node deblur.mjs MODEL.onnx IN_DIR OUT_DIR');
+  const files = fs.readdirSync(inDir).filter((f) => f.endsWith('.png')).sort().map((f) => path.join(inDir, f));
+  if (files.length === 0) throw new Error(`${inDir}: no .png frames`);
+  const sharp = await deblurFrames(await loadDeblurrer(modelPath), files);
+  fs.mkdirSync(outDir, { recursive: true });
+  sharp.forEach((s, i) => {
+    const png = new PNG({ width: s.width, height: s.height });
+    png.data = Buffer.from(toRGBA(s, s.width, s.height));
+    fs.writeFileSync(path.join(outDir, path.basename(files[i])), PNG.sync.write(png));
+  });
+  console.log(`wrote ${sharp.length} frames to ${outDir}`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).catch((e) => { console.error(`deblur: error: ${e.message}`); process.exit(1); });
+}

@@ -1,0 +1,39 @@
+// npm test: serve the page on 127.0.0.1, drive it in headless Chromium, and check that the golden sequence run
+// by onnxruntime-web in the page equals the Python runtime's output (1e-4).
+// node test.mjs --screenshot FILE additionally deblurs three frames of the sample clip and saves the page.
+import assert from 'node:assert/strict';
+import puppeteer from 'puppeteer-core';
+import { serve } from './serve.mjs';
+
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const screenshot = process.argv.includes('--screenshot') ? process.argv[process.argv.indexOf('--screenshot') + 1] : null;
+const server = await serve(0);
+const base = `http://127.0.0.1:${server.address().port}/examples/web/`;
+const browser = await puppeteer.launch({
+  executablePath, headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') console.error(`page console: ${m.text()}`); });
+  page.on('response', (r) => { if (!r.ok()) console.error(`page request failed: ${r.status()} ${r.url()}`); });
+  await page.goto(`${base}?golden`);
+  await page.waitForFunction(() => window.golden !== undefined, { timeout: 120_000 });
+  const golden = await page.evaluate(() => window.golden);
+  assert.equal(golden.error, undefined, golden.error);
+  console.log(`onnxruntime-web in Chromium vs Python on ${golden.frames} golden frames: max abs difference ${golden.worst.toExponential(2)}`);
+  assert.equal(golden.frames, golden.expectedFrames, 'one output per input frame');
+  assert.ok(golden.worst <= golden.tolerance, `max abs difference ${golden.worst} > ${golden.tolerance}`);
+  if (screenshot) {
+    await page.setViewport({ width: 1100, height: 620 });
+    await page.goto(`${base}?sample&frames=3`);
+    await page.waitForFunction(() => window.ready === true, { timeout: 600_000 });
+    await page.screenshot({ path: screenshot });
+    console.log(`saved ${screenshot}`);
+  }
+} finally {
+  await browser.close();
+  server.close();
+}
