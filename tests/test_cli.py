@@ -193,3 +193,27 @@ def test_info_and_eval(tmp_path):
     row = next(line for line in result.output.splitlines() if line.startswith("x "))
     assert float(row.split()[4]) == 0.0  # the identity model gains nothing
     assert "mean" in result.output
+
+
+def test_interrupt_leaves_no_partial_output(tmp_path):
+    """Ctrl-C mid-run: exit code 130, a one-line message, nothing under the output name or beside it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    make_video(tmp_path / "in.mp4", frames=400, size=(240, 320))
+    out = tmp_path / "out"
+    out.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "strcnn_sdk.cli", "deblur", str(tmp_path / "in.mp4"),
+                                str(out / "out.mp4")], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any(out.iterdir()) and time.time() < deadline:  # wait until the temporary output exists
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert list(out.iterdir()) == []
+    assert video_facts(tmp_path / "in.mp4")["frames"] == 400  # the input is untouched
