@@ -22,6 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from strcnn_sdk.evaluation import find_clips
+from strcnn_sdk.video import read_image
+
 # Still images shipped inside scikit-image's wheel (no download). The held-out ones never reach training.
 TRAIN_IMAGES = ("astronaut", "chelsea", "hubble_deep_field", "immunohistochemistry", "retina", "motorcycle_left",
                 "colorwheel", "logo", "brick", "grass", "camera", "moon", "coins", "page", "text", "clock", "cell")
@@ -174,36 +177,19 @@ def write_gopro_layout(root: Path, clips: list[tuple[str, np.ndarray, np.ndarray
                 cv2.imwrite(str(folder / f"{i:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
 
 
-def read_gopro_layout(root: Path) -> list[tuple[str, list[Path], list[Path]]]:
-    """List (sequence, blur frames, sharp frames) under ROOT/SEQ/blur/*.png and ROOT/SEQ/sharp/*.png."""
-    sequences = []
-    for seq in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-        blur, sharp = sorted((seq / "blur").glob("*.png")), sorted((seq / "sharp").glob("*.png"))
-        if not blur or [p.name for p in blur] != [p.name for p in sharp]:
-            raise ValueError(f"{seq}: blur/ and sharp/ must hold the same non-empty list of .png frames")
-        sequences.append((seq.name, blur, sharp))
-    if not sequences:
-        raise ValueError(f"{root}: no sequences in the GoPro layout (ROOT/SEQ/blur/*.png, ROOT/SEQ/sharp/*.png)")
-    return sequences
-
-
 def gopro_batches(root: Path, seed: int, batch: int, frames: int, size: tuple[int, int]):
     """Endless batches like `synthetic_batches`, cropped from random runs of a real paired dataset."""
-    sequences = [s for s in read_gopro_layout(root) if len(s[1]) >= frames]
+    sequences = [s for s in find_clips(root) if len(s[1]) >= frames]
     if not sequences:
         raise ValueError(f"{root}: no sequence has the {frames} frames a training clip needs")
     rng = np.random.default_rng(seed)
     height, width = size
-
-    def read(path: Path) -> np.ndarray:
-        return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
     while True:
         out = []
         for _ in range(batch):
             _, blur, sharp = sequences[int(rng.integers(len(sequences)))]
             start = int(rng.integers(len(blur) - frames + 1))
-            clip = [np.stack([read(p) for p in paths[start:start + frames]]) for paths in (blur, sharp)]
+            clip = [np.stack([read_image(p) for p in paths[start:start + frames]]) for paths in (blur, sharp)]
             y = int(rng.integers(clip[0].shape[1] - height + 1))
             x = int(rng.integers(clip[0].shape[2] - width + 1))
             out.append([c[:, y:y + height, x:x + width] for c in clip])

@@ -14,7 +14,6 @@ import argparse
 import io
 import json
 import math
-import platform
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from strcnn_sdk.metrics import clip_psnr
+from strcnn_sdk.system import cpu_flags
 
 from .data import gopro_batches, heldout_clips, synthetic_batches
 from .model import STRCNN, VARIANTS
@@ -49,18 +49,6 @@ class Batches(torch.utils.data.IterableDataset):
         if self.data == "synthetic":
             return synthetic_batches(seed, *self.shape)
         return gopro_batches(Path(self.data), seed, *self.shape)
-
-
-def cpu_flags() -> str:
-    """The CPU's model name and the flags that decide its speed (AVX-512, VNNI, AMX)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    wanted = [f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")]
-    return f"{name} ({' '.join(wanted) or 'no avx2'})"
 
 
 def evaluate(model: STRCNN, clips, device: torch.device) -> tuple[float, float]:

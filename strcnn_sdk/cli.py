@@ -19,6 +19,7 @@ import typer
 from . import __version__
 from .deblurrer import Deblurrer
 from .model import Model, UntrainedModelWarning, nvidia_driver_present, shipped_model_path
+from .system import cpu_flags, rss_mib
 from .video import Encoding, MediaError, Reader, check_codec, is_video_path
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -48,33 +49,6 @@ def load_model(model: Path | None, provider: str, threads: int | None, precision
     for w in caught:
         typer.echo(f"strcnn: warning: {w.message}", err=True)
     return loaded
-
-
-def cpu_flags() -> str:
-    """The processor and the flags that decide its speed here (AVX2, AVX-512, VNNI, AMX)."""
-    name, flags = platform.processor() or platform.machine(), []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                break
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-    return f"{name} [{' '.join(f for f in wanted if f in flags) or 'no AVX2'}]"
-
-
-def rss_mib() -> float:
-    """Resident memory of this process, MiB."""
-    try:
-        import resource
-
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * resource.getpagesize() / 2**20
-    except (OSError, ImportError):
-        return float("nan")
 
 
 @app.command()

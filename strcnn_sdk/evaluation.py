@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .deblurrer import Deblurrer
 from .metrics import clip_psnr, ssim as ssim_of
-from .video import MediaError
-
-
-def _read(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise MediaError(f"{path}: not a readable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+from .video import MediaError, read_image
 
 
 def find_clips(root: Path) -> list[tuple[str, list[Path], list[Path]]]:
@@ -46,8 +38,8 @@ def evaluate_folder(root: Path, deblurrer: Deblurrer, ssim: bool = True) -> list
     whole frame) and SSIM of the blurry input and of the model's output against the sharp frames."""
     rows = []
     for name, blur_paths, sharp_paths in find_clips(root):
-        blurry = [_read(p) for p in blur_paths]
-        sharp = np.stack([_read(p) for p in sharp_paths])
+        blurry = [read_image(p) for p in blur_paths]
+        sharp = np.stack([read_image(p) for p in sharp_paths])
         deblurrer.reset()
         restored = [s for s in map(deblurrer.push, blurry) if s is not None] + deblurrer.flush()
         out, blurry = np.stack(restored), np.stack(blurry)

@@ -34,7 +34,7 @@ _ENCODE = Interpolation.AREA | Interpolation.ACCURATE_RND
 _BT709, _BT601 = 1, 6  # AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic codes
 
 
-class MediaError(Exception):
+class MediaError(ValueError):
     """An input or output that cannot be read or written; the message says what and what to do."""
 
 
@@ -104,7 +104,8 @@ def _image_paths(spec: Path) -> list[Path]:
     return paths
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
+    """An image file as RGB uint8 HxWx3."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise MediaError(f"{path}: not a readable image")
@@ -181,7 +182,7 @@ class Reader:
     def _images(self) -> Iterator[Frame]:
         size = None
         for path in self.paths:
-            rgb = _read_image(path)
+            rgb = read_image(path)
             if size is None:
                 size = rgb.shape[:2]
                 self.source = Source(self.spec, size[1], size[0], len(self.paths))

@@ -5,6 +5,7 @@ import pytest
 
 pytest.importorskip("skimage")
 from export import data  # noqa: E402
+from strcnn_sdk.evaluation import find_clips  # noqa: E402
 
 
 def test_render_clip_shapes_and_blur(rng):
@@ -37,7 +38,7 @@ def test_heldout_is_deterministic_and_disjoint_from_training():
 def test_gopro_layout_round_trip_and_batches(tmp_path, rng):
     clips = [(f"seq{i}", *data.render_clip(rng, "coins", ("coins",), 5, (24, 32))) for i in range(2)]
     data.write_gopro_layout(tmp_path, clips)
-    listed = data.read_gopro_layout(tmp_path)
+    listed = find_clips(tmp_path)
     assert [name for name, _, _ in listed] == ["seq0", "seq1"] and len(listed[0][1]) == 5
     blurry, sharp = next(data.gopro_batches(tmp_path, 0, batch=3, frames=4, size=(16, 16)))
     assert blurry.shape == sharp.shape == (3, 4, 3, 16, 16) and blurry.dtype == np.float32
@@ -50,17 +51,17 @@ def test_gopro_layout_round_trip_and_batches(tmp_path, rng):
 
 
 def test_gopro_layout_errors(tmp_path):
-    with pytest.raises(ValueError, match="no sequences"):
-        data.read_gopro_layout(tmp_path)
+    with pytest.raises(ValueError, match="no clips"):
+        find_clips(tmp_path)
     (tmp_path / "s" / "blur").mkdir(parents=True)
     (tmp_path / "s" / "sharp").mkdir()
     (tmp_path / "s" / "blur" / "0.png").write_bytes(b"")
     with pytest.raises(ValueError, match="same non-empty list"):
-        data.read_gopro_layout(tmp_path)
+        find_clips(tmp_path)
 
 
 def test_heldout_command_writes_gopro_layout(tmp_path, capsys):
     data.main(["--heldout", str(tmp_path)])
-    listed = data.read_gopro_layout(tmp_path)
+    listed = find_clips(tmp_path)
     assert len(listed) == 8 and all(len(blur) == 12 for _, blur, _ in listed)
     assert "wrote 8 held-out clips" in capsys.readouterr().out

@@ -198,21 +198,20 @@ def test_untrained_model_warns_and_cpu_console_stays_clean(tiny):
 def test_no_torch_and_flat_memory_over_a_long_stream(tiny):
     """A whole run of the runtime imports no torch, and memory does not grow over 300 steps."""
     code = f"""
-import resource, sys, warnings
+import sys, warnings
 import numpy as np
 warnings.simplefilter("ignore")
 from strcnn_sdk import Deblurrer
+from strcnn_sdk.system import rss_mib
 d = Deblurrer({str(tiny[0])!r})
 frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
 for _ in range(50):
     d.push(frame)
-start = rss()
+start = rss_mib()
 for _ in range(300):
     d.push(frame)
 d.flush()
-print("torch" in sys.modules, (rss() - start) / 2**20)
+print("torch" in sys.modules, rss_mib() - start)
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     imported, growth = run.stdout.split()

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { maxAbsDifference } from '../js/golden.mjs';
 import { deblurFrames, loadDeblurrer } from './deblur.mjs';
 
 const golden = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'golden');
@@ -14,13 +15,6 @@ const { width, height } = manifest;
 const sharp = await deblurFrames(await loadDeblurrer(path.join(golden, manifest.model)),
   manifest.frames.map((f) => path.join(golden, f)));
 assert.equal(sharp.length, manifest.frames.length, 'one output per input frame');
-let worst = 0;
-sharp.forEach((s, t) => {
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) for (let c = 0; c < 3; c++) {
-    const got = s.data[c * s.H * s.W + y * s.W + x];
-    const want = expected[((t * height + y) * width + x) * 3 + c];
-    worst = Math.max(worst, Math.abs(got - want));
-  }
-});
+const worst = maxAbsDifference(sharp, expected, width, height);
 console.log(`onnxruntime-node vs Python on ${sharp.length} golden frames ${width}x${height}: max abs difference ${worst.toExponential(2)}`);
 assert.ok(worst <= manifest.tolerance, `max abs difference ${worst} > ${manifest.tolerance}`);

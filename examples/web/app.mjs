@@ -1,6 +1,7 @@
 // The demo page: frames from a clip or images -> Deblurrer (../js/strcnn.mjs) on onnxruntime-web -> before/after.
 // With ?golden it instead runs the golden sequence and publishes the comparison as window.golden (for tests).
 import * as ort from './node_modules/onnxruntime-web/dist/ort.wasm.min.mjs';
+import { maxAbsDifference } from '../js/golden.mjs';
 import { Deblurrer, toRGBA } from '../js/strcnn.mjs';
 
 ort.env.wasm.wasmPaths = new URL('./node_modules/onnxruntime-web/dist/', import.meta.url).href;
@@ -85,13 +86,7 @@ async function golden() {
   const expected = new Float32Array(await fetch(base + manifest.expected).then((r) => r.arrayBuffer()));
   const { planar } = await run(deblurrer, imageFrames(manifest.frames.map((f) => base + f)));
   const { width, height } = manifest;
-  let worst = 0;
-  planar.forEach((s, t) => {
-    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) for (let c = 0; c < 3; c++) {
-      const diff = Math.abs(s.data[c * s.H * s.W + y * s.W + x] - expected[((t * height + y) * width + x) * 3 + c]);
-      worst = Math.max(worst, diff);
-    }
-  });
+  const worst = maxAbsDifference(planar, expected, width, height);
   status(`golden: ${planar.length} frames, max abs difference from Python ${worst.toExponential(2)}`);
   return { frames: planar.length, expectedFrames: manifest.frames.length, worst, tolerance: manifest.tolerance };
 }
