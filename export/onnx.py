@@ -42,15 +42,17 @@ DYNAMIC_AXES = {
 
 
 class ContractModule(nn.Module):
-    """The model as the contract sees it: one step with the sharp frame clipped to [0, 1]."""
+    """The model as the contract sees it: one step with the sharp frame clipped to [0, 1], float32 in and out
+    whatever precision the model computes in (a .half() model gives the fp16 variant)."""
 
     def __init__(self, model: STRCNN) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, frames: Tensor, f_in: Tensor, h_in: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        sharp, f_out, h_out = self.model(frames, f_in, h_in)
-        return sharp.clamp(0.0, 1.0), f_out, h_out
+        dtype = self.model.out_conv.weight.dtype
+        sharp, f_out, h_out = self.model(frames.to(dtype), f_in.to(dtype), h_in.to(dtype))
+        return sharp.clamp(0.0, 1.0).float(), f_out.float(), h_out.float()
 
 
 def sidecar(model: STRCNN, *, name: str, trained: bool, training: dict | None = None,

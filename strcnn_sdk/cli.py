@@ -29,7 +29,8 @@ ModelOption = Annotated[Optional[Path], typer.Option("--model", "-m", help="an .
                                                      "(default: the shipped model)")]
 ProviderOption = Annotated[str, typer.Option(help="auto (CUDA where usable, else CPU), cuda or cpu")]
 ThreadsOption = Annotated[Optional[int], typer.Option(help="ONNX Runtime threads (default: one per core)")]
-PrecisionOption = Annotated[str, typer.Option(help="which shipped model variant to load")]
+PrecisionOption = Annotated[str, typer.Option(help="shipped variant: auto (int8 on CPUs with VNNI/AMX, fp16 on "
+                                                    "CUDA, else fp32), fp32, int8 or fp16")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -58,7 +59,7 @@ def deblur(
     model: ModelOption = None,
     provider: ProviderOption = "auto",
     threads: ThreadsOption = None,
-    precision: PrecisionOption = "fp32",
+    precision: PrecisionOption = "auto",
     codec: Annotated[str, typer.Option(help="video encoder")] = "libx264",
     crf: Annotated[int, typer.Option(help="quality: lower is better and larger")] = 18,
     preset: Annotated[str, typer.Option(help="encoder speed preset")] = "medium",
@@ -127,7 +128,7 @@ class _progress:
 
 @app.command()
 def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: ThreadsOption = None,
-         precision: PrecisionOption = "fp32") -> None:
+         precision: PrecisionOption = "auto") -> None:
     """Print versions, the CPU, the providers, and the model's facts."""
     loaded = load_model(model, provider, threads, precision)
     meta = loaded.meta
@@ -170,7 +171,7 @@ def _median_seconds(fn, runs: int) -> float:
 def bench(
     sizes: Annotated[str, typer.Option(help="comma-separated WxH")] = "640x480,1280x720",
     providers: Annotated[str, typer.Option(help="comma-separated providers")] = "auto",
-    precisions: Annotated[str, typer.Option(help="comma-separated shipped precisions")] = "fp32",
+    precisions: Annotated[str, typer.Option(help="comma-separated shipped precisions")] = "auto,fp32,int8",
     model: ModelOption = None,
     threads: ThreadsOption = None,
     runs: Annotated[int, typer.Option(min=1, help="timed runs per figure (median reported)")] = 5,
@@ -192,7 +193,7 @@ def bench(
                 frame = rng.integers(0, 256, (height, width, 3), np.uint8)
                 deblurrer = Deblurrer(loaded)
                 streamed = _median_seconds(lambda: deblurrer.push(frame), runs)
-                typer.echo(f"{loaded.provider} {precision} {width}x{height}: model {1 / bare:.2f} fps, "
+                typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model {1 / bare:.2f} fps, "
                            f"Deblurrer.push {1 / streamed:.2f} fps ({100 * (streamed / bare - 1):+.1f}% over the "
                            f"bare session), rss {rss_mib():.0f} MiB")
     if pipeline:
@@ -239,7 +240,7 @@ def evaluate(
     model: ModelOption = None,
     provider: ProviderOption = "auto",
     threads: ThreadsOption = None,
-    precision: PrecisionOption = "fp32",
+    precision: PrecisionOption = "auto",
     ssim: Annotated[bool, typer.Option(help="also SSIM (needs scikit-image)")] = True,
 ) -> None:
     """PSNR (and SSIM) of the model's output and of the blurry input against the sharp frames."""

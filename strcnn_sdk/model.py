@@ -17,10 +17,12 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from .system import cpu_has_int8_dot
+
 FORMAT = "strcnn-onnx/1"
 INPUTS = ("frames", "F_in", "h_in")
 OUTPUTS = ("sharp", "F_out", "h_out")
-PRECISIONS = ("fp32",)
+PRECISIONS = ("auto", "fp32", "int8", "fp16")
 _PROVIDER_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 
 State = tuple[ort.OrtValue, ort.OrtValue]
@@ -30,12 +32,13 @@ class UntrainedModelWarning(UserWarning):
     """The loaded model has random weights: it runs, but does not deblur."""
 
 
-def shipped_model_path(precision: str = "fp32") -> Path:
-    """Path of the model shipped inside the package for a precision."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    name = "strcnn_dtb.onnx" if precision == "fp32" else f"strcnn_dtb.{precision}.onnx"
-    return Path(str(resources.files("strcnn_sdk.weights").joinpath(name)))
+def shipped_model_path(precision: str = "fp32", provider: str = "CPUExecutionProvider") -> Path:
+    """Path of the model shipped inside the package in a precision ("auto": the best one for `provider`)."""
+    folder = Path(str(resources.files("strcnn_sdk.weights")))
+    if precision == "auto":
+        best = "fp16" if provider == "CUDAExecutionProvider" else "int8" if cpu_has_int8_dot() else "fp32"
+        precision = best if (folder / f"strcnn_dtb.{best}.onnx").is_file() else "fp32"
+    return folder / ("strcnn_dtb.onnx" if precision == "fp32" else f"strcnn_dtb.{precision}.onnx")
 
 
 def nvidia_driver_present() -> bool:
@@ -86,47 +89,57 @@ class Model:
         providers: "auto" (CUDA where a usable GPU is present, else CPU), "cuda", "cpu", or ONNX Runtime
             provider names in order of preference.
         threads: intra-op threads of the session; None lets ONNX Runtime use one per physical core.
-        precision: which shipped model to load when `path` is None.
+        precision: which shipped variant to load when `path` is None: "fp32", "int8" (quantized, for CPUs),
+            "fp16" (for GPUs), or "auto": int8 on a CPU with 8-bit dot-product instructions (VNNI, AMX), fp16 on
+            CUDA, fp32 otherwise. Each variant's quality loss against fp32 is in its sidecar.
     """
 
     def __init__(self, path: str | Path | None = None, providers: str | Sequence[str] = "auto",
-                 threads: int | None = None, precision: str = "fp32") -> None:
-        self.path = Path(path) if path is not None else shipped_model_path(precision)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"model file {self.path} not found")
-        self.meta = _read_sidecar(self.path)
-        data = self.path.read_bytes()
-        expected_hash = self.meta.get("onnx_sha256")
-        if expected_hash is not None and hashlib.sha256(data).hexdigest() != expected_hash:
-            raise ValueError(f"model sidecar {self.path.with_suffix('.json')} belongs to another model "
-                             f"(its onnx_sha256 does not match {self.path.name}): re-export the pair")
+                 threads: int | None = None, precision: str = "auto") -> None:
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {threads}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         requested = _resolve_providers(providers)
         if "CUDAExecutionProvider" in requested and hasattr(ort, "preload_dlls"):
             ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.inter_op_num_threads = 1
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(data, options, providers=requested)
-        except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
-            raise ValueError(f"model file {self.path} cannot be loaded by ONNX Runtime: "
-                             f"{str(e).splitlines()[0]}") from None
         self.threads = threads
-        self.provider = self.session.get_providers()[0]
-        self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+        self._open(Path(path) if path is not None else shipped_model_path(precision, requested[0]), requested)
+        if path is None and precision == "auto" and self.provider != requested[0]:
+            self._open(shipped_model_path("auto", self.provider), [self.provider])  # the CPU's best variant
         if requested[0] != "CPUExecutionProvider" and self.provider != requested[0]:
             warnings.warn(f"{requested[0]} was requested but ONNX Runtime could not use it and runs on "
                           f"{self.provider}; for CUDA install onnxruntime-gpu[cuda,cudnn] and an NVIDIA driver",
                           RuntimeWarning, stacklevel=2)
-        self._check_contract()
         if not self.meta.get("trained", False):
             warnings.warn(f"{self.path.name} is UNTRAINED (random weights): it runs but does not deblur. "
                           f"Train one with `python -m export.train` and pass it as the model.",
                           UntrainedModelWarning, stacklevel=2)
+
+    def _open(self, path: Path, providers: list[str]) -> None:
+        """Read and check the model file and its sidecar, and open the session."""
+        self.path = path
+        if not path.is_file():
+            raise FileNotFoundError(f"model file {path} not found")
+        self.meta = _read_sidecar(path)
+        data = path.read_bytes()
+        expected_hash = self.meta.get("onnx_sha256")
+        if expected_hash is not None and hashlib.sha256(data).hexdigest() != expected_hash:
+            raise ValueError(f"model sidecar {path.with_suffix('.json')} belongs to another model "
+                             f"(its onnx_sha256 does not match {path.name}): re-export the pair")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.inter_op_num_threads = 1
+        if self.threads is not None:
+            options.intra_op_num_threads = self.threads
+        try:
+            self.session = ort.InferenceSession(data, options, providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
+            raise ValueError(f"model file {path} cannot be loaded by ONNX Runtime: "
+                             f"{str(e).splitlines()[0]}") from None
+        self.provider = self.session.get_providers()[0]
+        self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+        self._check_contract()
 
     @property
     def m(self) -> int:

@@ -6,18 +6,30 @@ import platform
 from pathlib import Path
 
 
-def cpu_flags() -> str:
-    """The processor and the flags that decide its speed here (AVX2, AVX-512, VNNI, AMX)."""
+def _cpuinfo() -> tuple[str, list[str]]:
+    """The processor's name and its feature flags (Linux; elsewhere the name only)."""
     name, flags = platform.processor() or platform.machine(), []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
+            elif line.startswith(("flags", "Features")):
                 flags = line.split(":", 1)[1].split()
                 break
     except OSError:
         pass
+    return name, flags
+
+
+def cpu_has_int8_dot() -> bool:
+    """True where the CPU multiplies 8-bit integers natively (x86 VNNI or AMX, ARM dot product), which is
+    where an int8 model outruns fp32."""
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"} & set(_cpuinfo()[1]))
+
+
+def cpu_flags() -> str:
+    """The processor and the flags that decide its speed here (AVX2, AVX-512, VNNI, AMX)."""
+    name, flags = _cpuinfo()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
     return f"{name} [{' '.join(f for f in wanted if f in flags) or 'no AVX2'}]"
 

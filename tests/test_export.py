@@ -92,3 +92,29 @@ def test_shipped_model_follows_the_contract():
     assert side["format"] == "strcnn-onnx/1" and side["opset"] == 17 and side["name"] == "strcnn_dtb"
     model = load_checkpoint(path.with_suffix(".pt"))
     assert model.config() == {k: side[k] for k in ("variant", "m", "width", "residual")}
+
+
+def test_int8_and_fp16_variants_follow_the_contract_and_stay_close(tmp_path):
+    import warnings
+
+    from export.quantize import convert_fp16, quantize_int8
+    from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
+
+    torch.manual_seed(3)
+    path = tmp_path / "m.onnx"
+    export(STRCNN("dtb", m=1, width=8), path, trained=False)
+    quantize_int8(path, tmp_path / "m.int8.onnx", clips=2, frames=4, size=(32, 48))
+    convert_fp16(path, tmp_path / "m.fp16.onnx")
+    clip = np.random.default_rng(0).random((4, 20, 26, 3), dtype=np.float32)
+    outputs = {}
+    for precision in ("", ".int8", ".fp16"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UntrainedModelWarning)
+            model = Model(tmp_path / f"m{precision}.onnx", providers="cpu")
+        assert model.meta["precision"] == (precision[1:] or "fp32")
+        assert json.loads(onnx.load(model.path).metadata_props[0].value) is not None
+        deblurrer = Deblurrer(model)
+        outputs[precision] = np.stack([s for s in map(deblurrer.push, clip) if s is not None] + deblurrer.flush())
+    assert np.abs(outputs[".fp16"] - outputs[""]).max() < 1e-2
+    assert np.abs(outputs[".int8"] - outputs[""]).mean() < 2e-2
+    assert not np.array_equal(outputs[".int8"], outputs[""])  # it really is another graph

@@ -246,3 +246,16 @@ def test_cuda_keeps_state_on_device_and_matches_cpu(tiny, rng):
     on_gpu.push(clip[4])
     assert on_gpu._state[0].device_name().lower() == "cuda"
     assert np.abs(np.stack(out) - np.stack(stream(Deblurrer(cpu), clip[:4]))).max() <= 1e-3
+
+
+def test_auto_precision_picks_int8_only_where_the_cpu_has_int8_dot_products():
+    from strcnn_sdk.model import shipped_model_path
+    from strcnn_sdk.system import cpu_has_int8_dot
+
+    auto = shipped_model_path("auto", "CPUExecutionProvider")
+    if shipped_model_path("int8").is_file():
+        assert (auto == shipped_model_path("int8")) == cpu_has_int8_dot()
+    else:
+        assert auto == shipped_model_path("fp32")
+    with pytest.raises(ValueError, match="precision"):
+        Model(precision="int4")

@@ -1,0 +1,126 @@
+"""``python -m export.quantize``: the int8 (CPU) and fp16 (GPU) variants of an exported fp32 model.
+
+int8: static QDQ quantization (ONNX Runtime's quantizer), per-channel signed 8-bit weights and unsigned 8-bit
+activations, calibrated on clips rendered from the training images (never the held-out ones) with the
+recurrent state the fp32 model produces along each clip. fp16: weights and arithmetic in float16 with float32
+inputs and outputs, so callers and the state handling are unchanged.
+
+Each variant is written as ``NAME.PRECISION.onnx`` with its sidecar beside the fp32 model; its quality against
+fp32 is measured on the held-out clips and recorded in the sidecar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
+from strcnn_sdk.metrics import clip_psnr
+
+from .data import heldout_clips, synthetic_batches
+from .onnx import load_checkpoint, to_onnx, write_atomic
+
+
+class Calibration(CalibrationDataReader):
+    """Feeds of (frames, F_in, h_in) along rendered training clips, the state coming from the fp32 model."""
+
+    def __init__(self, model_path: Path, clips: int, frames: int, size: tuple[int, int]) -> None:
+        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        meta = json.loads(model_path.with_suffix(".json").read_text())
+        window, width = 2 * meta["m"] + 1, meta["width"]
+        blurry, _ = next(synthetic_batches(20261127, clips, frames, size))
+        self.feeds = []
+        for clip in blurry:
+            state = [np.zeros((1, c, size[0] // 2, size[1] // 2), np.float32) for c in (width // 2, width)]
+            for t in range(frames - window + 1):
+                feed = {"frames": clip[t:t + window].reshape(1, 3 * window, *size), "F_in": state[0],
+                        "h_in": state[1]}
+                self.feeds.append(feed)
+                state = session.run(["F_out", "h_out"], feed)
+        self._iter = iter(self.feeds)
+
+    def get_next(self) -> dict | None:
+        return next(self._iter, None)
+
+
+def quantize_int8(fp32: Path, out: Path, clips: int = 8, frames: int = 8, size=(96, 128)) -> None:
+    """Static QDQ int8 quantization of `fp32` into `out`, calibrated on rendered training clips."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(Path(tmp) / "int8.onnx"), Calibration(fp32, clips, frames, size),
+                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, per_channel=True)
+        proto = onnx.load(Path(tmp) / "int8.onnx")
+    _finish(proto, fp32, out, "int8")
+
+
+def convert_fp16(fp32: Path, out: Path) -> None:
+    """Float16 weights and arithmetic, float32 inputs and outputs: the checkpoint beside `fp32` traced in half
+    precision."""
+    model = load_checkpoint(fp32.with_suffix(".pt")).half()
+    _finish(to_onnx(model, {}), fp32, out, "fp16")
+
+
+def _finish(proto: onnx.ModelProto, fp32: Path, out: Path, precision: str) -> None:
+    """Carry the fp32 model's metadata over with the new precision, and write the model and its sidecar."""
+    side = json.loads(fp32.with_suffix(".json").read_text())
+    side.update(precision=precision, name=out.name.split(".")[0], export_max_abs_error=None)
+    props = {p.key: p.value for p in onnx.load(fp32).metadata_props}
+    props["precision"] = json.dumps(precision)
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
+    side["onnx_sha256"] = hashlib.sha256(data).hexdigest()
+    write_atomic(out, data)
+    write_atomic(out.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
+
+
+def heldout_psnr(path: Path) -> float:
+    """Mean held-out PSNR of a model through the runtime (CPU), as `strcnn eval` computes it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedModelWarning)
+        deblurrer = Deblurrer(Model(path, providers="cpu"))
+    scores = []
+    for _, blurry, sharp in heldout_clips():
+        deblurrer.reset()
+        out = [s for s in map(deblurrer.push, blurry) if s is not None] + deblurrer.flush()
+        scores.append(clip_psnr(np.stack(out), sharp))
+    return float(np.mean(scores))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, nargs="?", default=Path("weights/strcnn_dtb.onnx"),
+                        help="the fp32 .onnx (with its sidecar)")
+    parser.add_argument("--precision", choices=("int8", "fp16"), action="append",
+                        help="variants to write (default: both)")
+    args = parser.parse_args(argv)
+    reference = heldout_psnr(args.model)
+    print(f"fp32 {args.model}: held-out PSNR {reference:.3f} dB")
+    for precision in args.precision or ["int8", "fp16"]:
+        out = args.model.with_name(f"{args.model.stem}.{precision}.onnx")
+        (quantize_int8 if precision == "int8" else convert_fp16)(args.model, out)
+        psnr = heldout_psnr(out)
+        side = json.loads(out.with_suffix(".json").read_text())
+        side["quality_vs_fp32"] = {"heldout_psnr_db": round(psnr, 3), "fp32_heldout_psnr_db": round(reference, 3),
+                                   "loss_db": round(reference - psnr, 3)}
+        write_atomic(out.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
+        print(f"{precision} {out}: held-out PSNR {psnr:.3f} dB ({psnr - reference:+.3f} dB against fp32)")
+
+
+if __name__ == "__main__":
+    main()
