@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ import typer
 from . import __version__
 from .deblurrer import Deblurrer
 from .model import Model, UntrainedModelWarning, nvidia_driver_present, shipped_model_path
-from .system import cpu_flags, rss_mib
+from .system import cpu_flags, median_seconds, rss_mib
 from .video import Encoding, MediaError, Reader, check_codec, is_video_path
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -157,16 +156,6 @@ def _parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _median_seconds(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 @app.command()
 def bench(
     sizes: Annotated[str, typer.Option(help="comma-separated WxH")] = "640x480,1280x720",
@@ -175,6 +164,8 @@ def bench(
     model: ModelOption = None,
     threads: ThreadsOption = None,
     runs: Annotated[int, typer.Option(min=1, help="timed runs per figure (median reported)")] = 5,
+    stream_steps: Annotated[int, typer.Option(min=0, help="steps of the memory check at --stream-size")] = 1000,
+    stream_size: Annotated[str, typer.Option(help="frame size of the memory check")] = "160x120",
     pipeline: Annotated[bool, typer.Option(help="also measure the video pipeline with an identity model")] = True,
     pipeline_frames: Annotated[int, typer.Option(min=10, help="frames of the pipeline test clip")] = 120,
     preset: Annotated[str, typer.Option(help="encoder preset of the pipeline test")] = "veryfast",
@@ -189,15 +180,32 @@ def bench(
                 width, height = _parse_size(size)
                 planar = rng.random((1, 3 * loaded.window, height + height % 2, width + width % 2), np.float32)
                 state = loaded.zero_state(1, *planar.shape[2:])
-                bare = _median_seconds(lambda: loaded.run(planar, state), runs)
+                bare = median_seconds(lambda: loaded.run(planar, state), runs)
                 frame = rng.integers(0, 256, (height, width, 3), np.uint8)
                 deblurrer = Deblurrer(loaded)
-                streamed = _median_seconds(lambda: deblurrer.push(frame), runs)
+                streamed = median_seconds(lambda: deblurrer.push(frame), runs)
                 typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model {1 / bare:.2f} fps, "
                            f"Deblurrer.push {1 / streamed:.2f} fps ({100 * (streamed / bare - 1):+.1f}% over the "
                            f"bare session), rss {rss_mib():.0f} MiB")
+    if stream_steps:
+        _bench_memory(load_model(model, providers.split(",")[0], threads, precisions.split(",")[0]),
+                      _parse_size(stream_size), stream_steps)
     if pipeline:
         _bench_pipeline(pipeline_frames, preset)
+
+
+def _bench_memory(model: Model, size: tuple[int, int], steps: int) -> None:
+    """Resident memory over a long stream: after warm-up, at the start and at the end."""
+    width, height = size
+    frames = np.random.default_rng(2).integers(0, 256, (8, height, width, 3), np.uint8)
+    deblurrer = Deblurrer(model)
+    for frame in frames:
+        deblurrer.push(frame)
+    start = rss_mib()
+    for i in range(steps):
+        deblurrer.push(frames[i % len(frames)])
+    typer.echo(f"stream of {steps} steps at {width}x{height} ({model.meta['precision']}): rss {start:.1f} MiB after "
+               f"warm-up, {rss_mib():.1f} MiB at the end ({rss_mib() - start:+.1f} MiB)")
 
 
 def _bench_pipeline(frames: int, preset: str) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import platform
+import statistics
+import time
 from pathlib import Path
+from typing import Callable
 
 
 def _cpuinfo() -> tuple[str, list[str]]:
@@ -43,3 +46,14 @@ def rss_mib() -> float:
         return pages * resource.getpagesize() / 2**20
     except (OSError, ImportError):
         return float("nan")
+
+
+def median_seconds(fn: Callable[[], object], runs: int) -> float:
+    """Median wall time of `runs` calls of `fn`, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

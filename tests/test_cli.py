@@ -217,3 +217,11 @@ def test_interrupt_leaves_no_partial_output(tmp_path):
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert list(out.iterdir()) == []
     assert video_facts(tmp_path / "in.mp4")["frames"] == 400  # the input is untouched
+
+
+def test_bench_prints_every_figure():
+    result = strcnn("bench", "--sizes", "32x24", "--runs", "1", "--precisions", "fp32", "--stream-steps", "5",
+                    "--stream-size", "16x12", "--pipeline-frames", "10", "--preset", "ultrafast")
+    assert result.exit_code == 0, result.output
+    assert "cpu:" in result.output and "Deblurrer.push" in result.output
+    assert "stream of 5 steps" in result.output and "of the encoder" in result.output
