@@ -118,3 +118,12 @@ def test_int8_and_fp16_variants_follow_the_contract_and_stay_close(tmp_path):
     assert np.abs(outputs[".fp16"] - outputs[""]).max() < 1e-2
     assert np.abs(outputs[".int8"] - outputs[""]).mean() < 2e-2
     assert not np.array_equal(outputs[".int8"], outputs[""])  # it really is another graph
+
+
+def test_pytorch_baselines_print_beside_the_sdk(capsys):
+    from export.bench import main as bench_main
+
+    bench_main(["--sizes", "32x24", "--runs", "1", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "PyTorch eager fp32" in out and "PyTorch bf16 autocast" in out and "strcnn-sdk ONNX Runtime fp32" in out
+    assert "the default here" in out and "cpu:" in out
