@@ -168,6 +168,7 @@ def bench(
     stream_size: Annotated[str, typer.Option(help="frame size of the memory check")] = "160x120",
     pipeline: Annotated[bool, typer.Option(help="also measure the video pipeline with an identity model")] = True,
     pipeline_frames: Annotated[int, typer.Option(min=10, help="frames of the pipeline test clip")] = 120,
+    model_frames: Annotated[int, typer.Option(min=0, help="frames of the pipeline test with the real model")] = 6,
     preset: Annotated[str, typer.Option(help="encoder preset of the pipeline test")] = "veryfast",
 ) -> None:
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
@@ -187,11 +188,11 @@ def bench(
                 typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model {1 / bare:.2f} fps, "
                            f"Deblurrer.push {1 / streamed:.2f} fps ({100 * (streamed / bare - 1):+.1f}% over the "
                            f"bare session), rss {rss_mib():.0f} MiB")
+    first = load_model(model, providers.split(",")[0], threads, precisions.split(",")[0])
     if stream_steps:
-        _bench_memory(load_model(model, providers.split(",")[0], threads, precisions.split(",")[0]),
-                      _parse_size(stream_size), stream_steps)
+        _bench_memory(first, _parse_size(stream_size), stream_steps)
     if pipeline:
-        _bench_pipeline(pipeline_frames, preset)
+        _bench_pipeline(pipeline_frames, preset, first, model_frames)
 
 
 def _bench_memory(model: Model, size: tuple[int, int], steps: int) -> None:
@@ -208,8 +209,9 @@ def _bench_memory(model: Model, size: tuple[int, int], steps: int) -> None:
                f"warm-up, {rss_mib():.1f} MiB at the end ({rss_mib() - start:+.1f} MiB)")
 
 
-def _bench_pipeline(frames: int, preset: str) -> None:
-    """The 1280x720 pipeline with an identity model against the encoder alone, side by side."""
+def _bench_pipeline(frames: int, preset: str, model: Model, model_frames: int) -> None:
+    """At 1280x720: the pipeline with an identity model against the encoder alone, and the pipeline with the
+    real model against the model alone, each pair side by side."""
     import av
     import cv2
 
@@ -220,25 +222,40 @@ def _bench_pipeline(frames: int, preset: str) -> None:
     clip = [np.roll(cv2.resize(base, (1280, 720), interpolation=cv2.INTER_CUBIC), 4 * i, axis=1)
             for i in range(frames)]
     encoding = Encoding(preset=preset)
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "source.mp4"
-        info = Source(source, 1280, 720, frames, Fraction(25), Fraction(1, 25), Colour.default(720))
-        with open_atomic(source, info, Encoding(preset="ultrafast"), 1280) as writer:
-            for i, rgb in enumerate(clip):
-                writer.write(rgb, i)
+
+    def write(path: Path, count: int, settings: Encoding) -> float:
+        """Encode the first `count` frames of the clip; returns frames per second."""
         start = time.perf_counter()
-        with open_atomic(Path(tmp) / "encoder.mp4", info, encoding, 1280) as writer:
-            for i, rgb in enumerate(clip):
+        info = Source(path, 1280, 720, count, Fraction(25), Fraction(1, 25), Colour.default(720))
+        with open_atomic(path, info, settings, 1280) as writer:
+            for i, rgb in enumerate(clip[:count]):
                 writer.write(rgb, i)
-        encoder = frames / (time.perf_counter() - start)
+        return count / (time.perf_counter() - start)
+
+    def through(source: Path, deblurrer: Deblurrer, count: int) -> float:
+        start = time.perf_counter()
+        deblur_file(source, source.with_name("out.mp4"), deblurrer, encoding)
+        source.with_name("out.mp4").unlink()
+        return count / (time.perf_counter() - start)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, short = Path(tmp) / "source.mp4", Path(tmp) / "short.mp4"
+        write(source, frames, Encoding(preset="ultrafast"))
+        write(short, model_frames, Encoding(preset="ultrafast"))
+        encoder = write(Path(tmp) / "encoder.mp4", frames, encoding)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UntrainedModelWarning)
             identity = Deblurrer(Model(shipped_model_path().with_name("identity.onnx"), providers="cpu"))
-        start = time.perf_counter()
-        deblur_file(source, Path(tmp) / "pipeline.mp4", identity, encoding)
-        whole = frames / (time.perf_counter() - start)
-    typer.echo(f"pipeline 1280x720 libx264 {preset} (PyAV {av.__version__}): encoder alone {encoder:.1f} fps, "
-               f"decode + identity model + encode {whole:.1f} fps ({100 * whole / encoder:.0f}% of the encoder)")
+        whole = through(source, identity, frames)
+        typer.echo(f"pipeline 1280x720 libx264 {preset} (PyAV {av.__version__}): encoder alone {encoder:.1f} fps, "
+                   f"decode + identity model + encode {whole:.1f} fps ({100 * whole / encoder:.0f}% of the encoder)")
+        if model_frames:
+            planar = np.random.default_rng(0).random((1, 3 * model.window, 720, 1280), np.float32)
+            state = model.zero_state(1, 720, 1280)
+            alone = 1 / median_seconds(lambda: model.run(planar, state), 3)
+            real = through(short, Deblurrer(model), model_frames)
+            typer.echo(f"pipeline 1280x720 with the model ({model.meta['precision']}): model alone {alone:.3f} fps, "
+                       f"decode + model + encode {real:.3f} fps ({100 * real / alone:.0f}% of the model alone)")
 
 
 @app.command("eval")

@@ -221,7 +221,7 @@ def test_interrupt_leaves_no_partial_output(tmp_path):
 
 def test_bench_prints_every_figure():
     result = strcnn("bench", "--sizes", "32x24", "--runs", "1", "--precisions", "fp32", "--stream-steps", "5",
-                    "--stream-size", "16x12", "--pipeline-frames", "10", "--preset", "ultrafast")
+                    "--stream-size", "16x12", "--pipeline-frames", "10", "--preset", "ultrafast", "--model-frames", "0")
     assert result.exit_code == 0, result.output
     assert "cpu:" in result.output and "Deblurrer.push" in result.output
     assert "stream of 5 steps" in result.output and "of the encoder" in result.output
