@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -19,7 +20,7 @@ from . import __version__
 from .deblurrer import Deblurrer
 from .model import Model, UntrainedModelWarning, nvidia_driver_present, shipped_model_path
 from .system import cpu_flags, median_seconds, rss_mib
-from .video import Encoding, MediaError, Reader, check_codec, is_video_path
+from .video import Encoding, MediaError, Reader, check_codec, codec_for, is_video_path
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Online video deblurring (STRCNN+DTB) over ONNX Runtime.")
@@ -59,7 +60,7 @@ def deblur(
     provider: ProviderOption = "auto",
     threads: ThreadsOption = None,
     precision: PrecisionOption = "auto",
-    codec: Annotated[str, typer.Option(help="video encoder")] = "libx264",
+    codec: Annotated[Optional[str], typer.Option(help="video encoder (default: libx264; libvpx-vp9 for .webm)")] = None,
     crf: Annotated[int, typer.Option(help="quality: lower is better and larger")] = 18,
     preset: Annotated[str, typer.Option(help="encoder speed preset")] = "medium",
     pix_fmt: Annotated[str, typer.Option(help="pixel format; yuv420p plays everywhere")] = "yuv420p",
@@ -84,9 +85,10 @@ def deblur(
     except (ValueError, ZeroDivisionError):
         raise fail(f"--fps must be a positive number or fraction, got {fps!r}") from None
     encoding = Encoding(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=rate)
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:
         if is_video_path(output):
-            check_codec(codec)
+            check_codec(codec_for(output, encoding))
         deblurrer = Deblurrer(load_model(model, provider, threads, precision))
         with _progress(quiet) as progress:
             count = deblur_file(source, output, deblurrer, encoding, side_by_side, progress)
@@ -96,6 +98,10 @@ def deblur(
         raise fail("interrupted; no output written", 130) from None
     if not quiet:
         typer.echo(f"wrote {count} frames to {output}", err=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 class _progress:

@@ -35,13 +35,21 @@ class _Stage(threading.Thread):
             self.error = e
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+def _raise_failed(stages: Iterable[_Stage]) -> None:
+    for stage in stages:
+        if stage.error is not None:
+            raise stage.error
+
+
+def _put(q: queue.Queue, item, stop: threading.Event, stages: Iterable[_Stage] = ()) -> None:
+    """Put an item, waiting for room until `stop` is set, raising what a stage raised if it dies meanwhile
+    (its queue would never drain)."""
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
             return
         except queue.Full:
-            continue
+            _raise_failed(stages)
 
 
 def _items(q: queue.Queue, stages: Iterable[_Stage], stop: threading.Event):
@@ -52,9 +60,7 @@ def _items(q: queue.Queue, stages: Iterable[_Stage], stop: threading.Event):
         except queue.Empty:
             if stop.is_set():
                 return
-            for stage in stages:
-                if stage.error is not None:
-                    raise stage.error
+            _raise_failed(stages)
             continue
         if item is _END:
             return
@@ -98,7 +104,7 @@ def deblur_file(source: Path, output: Path, deblurrer: Deblurrer | None, encodin
                 nonlocal done
                 frame = pending.popleft()
                 rgb = np.concatenate([frame.rgb, sharp], axis=1) if side_by_side else sharp
-                _put(restored, (rgb, frame.pts, frame.name), stop)
+                _put(restored, (rgb, frame.pts, frame.name), stop, [writing])
                 done += 1
                 if progress is not None:
                     progress(done, info.frames)
@@ -106,7 +112,7 @@ def deblur_file(source: Path, output: Path, deblurrer: Deblurrer | None, encodin
             try:
                 for item in _items(decoded, [reading, writing], stop):
                     if not isinstance(item, Frame):
-                        _put(restored, item, stop)
+                        _put(restored, item, stop, [writing])
                         continue
                     pending.append(item)
                     sharp = item.rgb if deblurrer is None else deblurrer.push(item.rgb)
@@ -114,7 +120,7 @@ def deblur_file(source: Path, output: Path, deblurrer: Deblurrer | None, encodin
                         emit(sharp)
                 for sharp in deblurrer.flush() if deblurrer is not None else []:
                     emit(sharp)
-                _put(restored, _END, stop)
+                _put(restored, _END, stop, [writing])
                 writing.join()
                 if writing.error is not None:
                     raise writing.error

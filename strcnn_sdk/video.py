@@ -156,8 +156,11 @@ class Reader:
         stream.thread_type = "AUTO"
         context = stream.codec_context
         copy = [s for s in self.container.streams if s is not stream and s.type in ("audio", "subtitle", "data")]
+        # AVI keeps no presentation timestamps (frames with B-frames come out labelled in decode order): its
+        # frames are numbered at the constant rate instead
+        numbered = "avi" in self.container.format.name.split(",")
         self.source = Source(self.spec, context.width, context.height, stream.frames or None,
-                             stream.average_rate or stream.guessed_rate, stream.time_base,
+                             stream.average_rate or stream.guessed_rate, None if numbered else stream.time_base,
                              Colour.of(context, context.height), copy_streams=copy)
         return self._decode(stream)
 
@@ -175,7 +178,7 @@ class Reader:
                     count += 1
                     rgb = frame.reformat(format="rgb24", src_colorspace=_MATRICES[colour.matrix],
                                          src_color_range=colour.range, interpolation=_DECODE).to_ndarray()
-                    yield Frame(rgb, frame.pts)
+                    yield Frame(rgb, frame.pts if self.source.time_base is not None else None)
         except av.FFmpegError as e:
             raise MediaError(f"{self.spec}: damaged video after {count} frames ({e.strerror or e})") from None
 
@@ -213,11 +216,16 @@ class Reader:
 class Encoding:
     """How to encode a video output."""
 
-    codec: str = "libx264"
+    codec: str | None = None  # None: libx264, or libvpx-vp9 for .webm (which cannot hold H.264)
     crf: int | None = 18
     preset: str | None = "medium"
     pix_fmt: str = "yuv420p"
     fps: Fraction = Fraction(25)  # for image inputs, which carry no timing
+
+
+def codec_for(path: Path, encoding: Encoding) -> str:
+    """The encoder for an output file: the one asked for, else what its container holds and browsers play."""
+    return encoding.codec or ("libvpx-vp9" if Path(path).suffix.lower() == ".webm" else "libx264")
 
 
 def check_codec(name: str) -> None:
@@ -241,15 +249,19 @@ class Writer:
         if not is_video_path(path):
             path.mkdir()
             return
-        check_codec(encoding.codec)
+        codec = codec_for(path, encoding)
+        check_codec(codec)
         try:
             self.container = av.open(str(path), "w")
         except av.FFmpegError as e:
             raise MediaError(f"{path}: cannot write this kind of file ({e.strerror or e})") from None
         rate = source.rate or encoding.fps
-        stream = self.container.add_stream(encoding.codec, rate=rate)
+        stream = self.container.add_stream(codec, rate=rate)
         # the encoder works in the input's time base too, so that no timestamp is rounded to the frame rate
-        self.time_base = source.time_base or 1 / Fraction(rate)  # of the timestamps given to write()
+        # AVI stores one frame per tick of a constant rate, so there frames are numbered; elsewhere the input's
+        # timestamps are kept (variable rates included)
+        self.numbered = path.suffix.lower() == ".avi" or source.time_base is None
+        self.time_base = 1 / Fraction(rate) if self.numbered else source.time_base
         stream.time_base = stream.codec_context.time_base = self.time_base
         subsampled = encoding.pix_fmt.startswith(("yuv420", "yuv422", "nv12"))
         self.pad = (self.height % 2 if subsampled else 0, self.width % 2 if subsampled else 0)
@@ -262,7 +274,9 @@ class Writer:
         options = {}
         if encoding.crf is not None:
             options["crf"] = str(encoding.crf)
-        if encoding.preset is not None and encoding.codec in ("libx264", "libx265", "libsvtav1"):
+            if codec == "libvpx-vp9":
+                options.update(b="0", **{"row-mt": "1"})  # constant quality, rows in parallel
+        if encoding.preset is not None and codec in ("libx264", "libx265", "libsvtav1"):
             options["preset"] = str(encoding.preset)
         stream.options = options
         if source.rotation:
@@ -286,7 +300,7 @@ class Writer:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
             format=self.encoding.pix_fmt, dst_colorspace=_MATRICES[self.colour.matrix],
             dst_color_range=self.colour.range, interpolation=_ENCODE)
-        frame.pts = pts if pts is not None else self.count
+        frame.pts = self.count if self.numbered or pts is None else pts
         frame.time_base = self.time_base
         self.container.mux(self.stream.encode(frame))
         self.count += 1

@@ -99,6 +99,18 @@ def test_variable_rate_timestamps_are_kept(tmp_path):
     assert video_facts(tmp_path / "out.mkv")["pts"] == [Fraction(p, 1000) for p in pts]
 
 
+@pytest.mark.parametrize("container", ["webm", "mov", "avi"])
+def test_other_containers(tmp_path, container):
+    make_video(tmp_path / "in.mp4", frames=4)
+    assert strcnn("deblur", tmp_path / "in.mp4", tmp_path / f"a.{container}", "--model", IDENTITY).exit_code == 0
+    assert strcnn("deblur", tmp_path / f"a.{container}", tmp_path / f"b.{container}", "--model", IDENTITY).exit_code == 0
+    facts = video_facts(tmp_path / f"b.{container}")
+    assert facts["frames"] == 4 and facts["size"] == (48, 64)
+    before, after = frames_of(tmp_path / "in.mp4").astype(float), frames_of(tmp_path / f"b.{container}")
+    assert np.abs(before.mean(axis=(0, 1, 2)) - after.mean(axis=(0, 1, 2))).max() < 2  # no colour shift
+    assert min(psnr(a.astype(np.uint8), b) for a, b in zip(before, after)) > 20  # every frame in its place
+
+
 def test_rotation_is_kept(tmp_path):
     make_video(tmp_path / "in.mp4", frames=3, rotation=90)
     assert strcnn("deblur", tmp_path / "in.mp4", tmp_path / "out.mp4", "--model", IDENTITY).exit_code == 0
@@ -195,8 +207,10 @@ def test_info_and_eval(tmp_path):
     assert "mean" in result.output
 
 
-def test_interrupt_leaves_no_partial_output(tmp_path):
-    """Ctrl-C mid-run: exit code 130, a one-line message, nothing under the output name or beside it."""
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_interrupt_leaves_no_partial_output(tmp_path, signum):
+    """Ctrl-C (or a kill) mid-run: exit code 130, a one-line message, nothing under the output name or
+    beside it."""
     import signal
     import subprocess
     import sys
@@ -211,7 +225,7 @@ def test_interrupt_leaves_no_partial_output(tmp_path):
     while not any(out.iterdir()) and time.time() < deadline:  # wait until the temporary output exists
         time.sleep(0.05)
     time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, signum))
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
