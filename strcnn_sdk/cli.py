@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import signal
 import sys
@@ -175,7 +176,9 @@ def bench(
     pipeline: Annotated[bool, typer.Option(help="also measure the video pipeline with an identity model")] = True,
     pipeline_frames: Annotated[int, typer.Option(min=10, help="frames of the pipeline test clip")] = 120,
     model_frames: Annotated[int, typer.Option(min=0, help="frames of the pipeline test with the real model")] = 6,
-    preset: Annotated[str, typer.Option(help="encoder preset of the pipeline test")] = "veryfast",
+    preset: Annotated[str, typer.Option(help="encoder preset of the pipeline test")] = "medium",
+    pipeline_source: Annotated[Optional[Path], typer.Option(help="a video for the pipeline test (default: a "
+                                                            "synthetic 1280x720 clip)")] = None,
 ) -> None:
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
     typer.echo(f"cpu: {cpu_flags()}; onnxruntime {ort.__version__}; rss {rss_mib():.0f} MiB")
@@ -198,7 +201,7 @@ def bench(
     if stream_steps:
         _bench_memory(first, _parse_size(stream_size), stream_steps)
     if pipeline:
-        _bench_pipeline(pipeline_frames, preset, first, model_frames)
+        _bench_pipeline(pipeline_source, pipeline_frames, preset, first, model_frames)
 
 
 def _bench_memory(model: Model, size: tuple[int, int], steps: int) -> None:
@@ -215,52 +218,61 @@ def _bench_memory(model: Model, size: tuple[int, int], steps: int) -> None:
                f"warm-up, {rss_mib():.1f} MiB at the end ({rss_mib() - start:+.1f} MiB)")
 
 
-def _bench_pipeline(frames: int, preset: str, model: Model, model_frames: int) -> None:
-    """At 1280x720: the pipeline with an identity model against the encoder alone, and the pipeline with the
-    real model against the model alone, each pair side by side."""
+def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model, model_frames: int) -> None:
+    """The pipeline with an identity model against the encoder alone on the same frames (a video file's, or a
+    synthetic 1280x720 clip's), and the pipeline with the real model against the model alone."""
     import av
     import cv2
 
     from .pipeline import deblur_file
-    from .video import Colour, Source, open_atomic
+    from .video import Colour, Frame, Source, open_atomic
 
-    base = np.random.default_rng(1).integers(0, 256, (90, 160, 3), np.uint8)
-    clip = [np.roll(cv2.resize(base, (1280, 720), interpolation=cv2.INTER_CUBIC), 4 * i, axis=1)
-            for i in range(frames)]
     encoding = Encoding(preset=preset)
-
-    def write(path: Path, count: int, settings: Encoding) -> float:
-        """Encode the first `count` frames of the clip; returns frames per second."""
-        start = time.perf_counter()
-        info = Source(path, 1280, 720, count, Fraction(25), Fraction(1, 25), Colour.default(720))
-        with open_atomic(path, info, settings, 1280) as writer:
-            for i, rgb in enumerate(clip[:count]):
-                writer.write(rgb, i)
-        return count / (time.perf_counter() - start)
-
-    def through(source: Path, deblurrer: Deblurrer, count: int) -> float:
-        start = time.perf_counter()
-        deblur_file(source, source.with_name("out.mp4"), deblurrer, encoding)
-        source.with_name("out.mp4").unlink()
-        return count / (time.perf_counter() - start)
-
     with tempfile.TemporaryDirectory() as tmp:
-        source, short = Path(tmp) / "source.mp4", Path(tmp) / "short.mp4"
-        write(source, frames, Encoding(preset="ultrafast"))
-        write(short, model_frames, Encoding(preset="ultrafast"))
-        encoder = write(Path(tmp) / "encoder.mp4", frames, encoding)
+        if source is None:
+            base = np.random.default_rng(1).integers(0, 256, (90, 160, 3), np.uint8)
+            clip = [Frame(np.roll(cv2.resize(base, (1280, 720), interpolation=cv2.INTER_CUBIC), 4 * i, axis=1), i)
+                    for i in range(frames)]
+            info = Source(Path(tmp) / "source.mp4", 1280, 720, frames, Fraction(25), Fraction(1, 25),
+                          Colour.default(720))
+            source = info.path
+            with open_atomic(source, info, Encoding(preset="ultrafast"), 1280) as writer:
+                for frame in clip:
+                    writer.write(frame.rgb, frame.pts)
+        with Reader(source) as reader:
+            clip = [item for item in reader if isinstance(item, Frame)]
+            info = dataclasses.replace(reader.source, copy_streams=[])  # video only, as the encoder alone
+        start = time.perf_counter()
+        with open_atomic(Path(tmp) / "encoder.mp4", info, encoding, info.width) as writer:
+            for frame in clip:
+                writer.write(frame.rgb, frame.pts)
+        encoder = len(clip) / (time.perf_counter() - start)
+
+        def through(path: Path, deblurrer: Deblurrer) -> float:
+            start = time.perf_counter()
+            count = deblur_file(path, Path(tmp) / "out.mp4", deblurrer, encoding)
+            (Path(tmp) / "out.mp4").unlink()
+            return count / (time.perf_counter() - start)
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UntrainedModelWarning)
             identity = Deblurrer(Model(shipped_model_path().with_name("identity.onnx"), providers="cpu"))
-        whole = through(source, identity, frames)
-        typer.echo(f"pipeline 1280x720 libx264 {preset} (PyAV {av.__version__}): encoder alone {encoder:.1f} fps, "
-                   f"decode + identity model + encode {whole:.1f} fps ({100 * whole / encoder:.0f}% of the encoder)")
+        whole = through(source, identity)
+        size = f"{info.width}x{info.height}"
+        typer.echo(f"pipeline {size} {source.name if source.parent != Path(tmp) else 'synthetic'}, libx264 {preset} "
+                   f"(PyAV {av.__version__}): encoder alone {encoder:.1f} fps, decode + identity model + encode "
+                   f"{whole:.1f} fps ({100 * whole / encoder:.0f}% of the encoder)")
         if model_frames:
-            planar = np.random.default_rng(0).random((1, 3 * model.window, 720, 1280), np.float32)
-            state = model.zero_state(1, 720, 1280)
+            short = Path(tmp) / "short.mp4"
+            with open_atomic(short, info, Encoding(preset="ultrafast"), info.width) as writer:
+                for frame in clip[:model_frames]:
+                    writer.write(frame.rgb, frame.pts)
+            height, width = (v + v % 2 for v in (info.height, info.width))
+            planar = np.random.default_rng(0).random((1, 3 * model.window, height, width), np.float32)
+            state = model.zero_state(1, height, width)
             alone = 1 / median_seconds(lambda: model.run(planar, state), 3)
-            real = through(short, Deblurrer(model), model_frames)
-            typer.echo(f"pipeline 1280x720 with the model ({model.meta['precision']}): model alone {alone:.3f} fps, "
+            real = through(short, Deblurrer(model))
+            typer.echo(f"pipeline {size} with the model ({model.meta['precision']}): model alone {alone:.3f} fps, "
                        f"decode + model + encode {real:.3f} fps ({100 * real / alone:.0f}% of the model alone)")
 
 

@@ -239,3 +239,10 @@ def test_bench_prints_every_figure():
     assert result.exit_code == 0, result.output
     assert "cpu:" in result.output and "Deblurrer.push" in result.output
     assert "stream of 5 steps" in result.output and "of the encoder" in result.output
+
+
+def test_bench_pipeline_on_a_real_video_with_audio():
+    result = strcnn("bench", "--sizes", "32x24", "--runs", "1", "--precisions", "fp32", "--stream-steps", "0",
+                    "--pipeline-source", SAMPLE, "--preset", "ultrafast", "--model-frames", "2")
+    assert result.exit_code == 0, result.output
+    assert "pipeline 480x270 sample.mp4" in result.output and "of the model alone" in result.output
