@@ -42,6 +42,7 @@ class Deblurrer:
         # fresh buffers this large cost page faults on every step.
         self._window: np.ndarray | None = None
         self._spare: np.ndarray | None = None
+        self._sharp: np.ndarray | None = None  # the model's output, likewise reused
         self._filled = 0  # frames of the window holding data (push/flush)
 
     @property
@@ -66,7 +67,7 @@ class Deblurrer:
         if not (np.isfinite(f).all() and np.isfinite(h).all()):
             raise ValueError("state contains NaN or infinite values")
         self._state = self.model.state_from_numpy(f, h)
-        self._shape, self._window, self._spare, self._filled = None, None, None, 0
+        self._shape, self._window, self._spare, self._sharp, self._filled = None, None, None, None, 0
         # the next frame fixes the stream's shape and is checked against this state
 
     def step(self, frames) -> np.ndarray:
@@ -176,7 +177,9 @@ class Deblurrer:
         return to_planar(frames, self.color, self.model.pad_multiple)
 
     def _run(self, dtype: np.dtype) -> np.ndarray:
-        sharp, self._state = self.model.run(self._window, self._state)
+        if self._sharp is None:
+            self._sharp = np.empty((self._window.shape[0], 3, *self._window.shape[2:]), np.float32)
+        sharp, self._state = self.model.run(self._window, self._state, self._sharp)
         _, height, width = self._shape
         out = from_planar(sharp, height, width, self.color, dtype)
         return out if self._batched else out[0]

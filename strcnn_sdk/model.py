@@ -186,21 +186,25 @@ class Model:
         return tuple(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a, np.float32), self.device)
                      for a in (f, h))
 
-    def run(self, frames: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    def run(self, frames: np.ndarray, state: State, sharp: np.ndarray | None = None) -> tuple[np.ndarray, State]:
         """One step: frames float32 [N, 3(2m+1), H, W] and a state -> sharp [N, 3, H, W] and the next state.
 
-        Input and output are bound explicitly (IOBinding), so on CUDA the state never leaves the device.
+        Input and output are bound explicitly (IOBinding), so on CUDA the state never leaves the device. `sharp`,
+        a float32 array of the output's shape, receives the output in place (a buffer reused across steps).
         """
         binding = self.session.io_binding()
         binding.bind_cpu_input("frames", frames)
         binding.bind_ortvalue_input("F_in", state[0])
         binding.bind_ortvalue_input("h_in", state[1])
-        binding.bind_output("sharp", "cpu")
+        if sharp is not None:
+            binding.bind_ortvalue_output("sharp", ort.OrtValue.ortvalue_from_numpy(sharp))
+        else:
+            binding.bind_output("sharp", "cpu")
         binding.bind_output("F_out", self.device)
         binding.bind_output("h_out", self.device)
         self.session.run_with_iobinding(binding)
-        sharp, f, h = binding.get_outputs()
-        return sharp.numpy(), (f, h)
+        out, f, h = binding.get_outputs()
+        return (out.numpy() if sharp is None else sharp), (f, h)
 
     def __repr__(self) -> str:
         return (f"Model({str(self.path)!r}, variant={self.meta.get('variant')!r}, m={self.m}, "
