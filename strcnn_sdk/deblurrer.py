@@ -66,9 +66,9 @@ class Deblurrer:
                              f"{f.shape} and {h.shape}")
         if not (np.isfinite(f).all() and np.isfinite(h).all()):
             raise ValueError("state contains NaN or infinite values")
-        self._state = self.model.state_from_numpy(f, h)
-        self._shape, self._window, self._spare, self._sharp, self._filled = None, None, None, None, 0
-        # the next frame fixes the stream's shape and is checked against this state
+        state = self.model.state_from_numpy(f, h)
+        self.reset()  # a new stream from this state: its next frame fixes the size and is checked against it
+        self._state = state
 
     def step(self, frames) -> np.ndarray:
         """Restore the centre frame of one window of 2m+1 frames (oldest first) and advance the state.
