@@ -67,12 +67,11 @@ def _items(q: queue.Queue, stages: Iterable[_Stage], stop: threading.Event):
         yield item
 
 
-def deblur_file(source: Path, output: Path, deblurrer: Deblurrer | None, encoding: Encoding = Encoding(),
+def deblur_file(source: Path, output: Path, deblurrer: Deblurrer, encoding: Encoding = Encoding(),
                 side_by_side: bool = False, progress: Callable[[int, int | None], None] | None = None,
                 depth: int = 8) -> int:
     """Deblur `source` (a video, an image folder or a glob) into `output` (a video or an image folder), written
-    atomically. `deblurrer` None copies the frames through (to measure the pipeline alone). `progress` is
-    called with (frames done, total or None). Returns the number of frames written."""
+    atomically. `progress` is called with (frames done, total or None). Returns the number of frames written."""
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(depth)
     restored: queue.Queue = queue.Queue(depth)
@@ -115,10 +114,10 @@ def deblur_file(source: Path, output: Path, deblurrer: Deblurrer | None, encodin
                         _put(restored, item, stop, [writing])
                         continue
                     pending.append(item)
-                    sharp = item.rgb if deblurrer is None else deblurrer.push(item.rgb)
+                    sharp = deblurrer.push(item.rgb)
                     if sharp is not None:
                         emit(sharp)
-                for sharp in deblurrer.flush() if deblurrer is not None else []:
+                for sharp in deblurrer.flush():
                     emit(sharp)
                 _put(restored, _END, stop, [writing])
                 writing.join()
