@@ -79,10 +79,12 @@ class Deblurrer:
         if isinstance(frames, (list, tuple)):
             if not frames:
                 raise ValueError(f"empty window: step needs {self.model.window} frames")
-            shapes = {getattr(f, "shape", None) for f in frames}
-            if len(shapes) > 1:
-                raise ValueError(f"frames of one window differ in shape: {sorted(map(str, shapes))}")
-            frames = np.stack([check_frames(f, 3, "frame") for f in frames])
+            if not all(isinstance(f, np.ndarray) for f in frames):
+                raise TypeError("a window's frames must be numpy arrays")
+            kinds = {(f.shape, f.dtype) for f in frames}
+            if len(kinds) > 1:
+                raise ValueError(f"frames of one window differ in shape or dtype: {sorted(map(str, kinds))}")
+            frames = np.stack(frames)  # checked as one window below
         batched = isinstance(frames, np.ndarray) and frames.ndim == 5
         window = check_frames(frames, 5 if batched else 4, "window")
         if not batched:

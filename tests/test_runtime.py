@@ -153,7 +153,9 @@ def test_bad_windows_raise_clear_errors(model):
         deblurrer.step([])
     with pytest.raises(ValueError, match="2m\\+1 = 3 frames"):
         deblurrer.step(np.zeros((2, 8, 8, 3), np.uint8))
-    with pytest.raises(ValueError, match="differ in shape"):
+    with pytest.raises(ValueError, match="differ in shape or dtype"):
+        deblurrer.step([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.float32), np.zeros((8, 8, 3), np.uint8)])
+    with pytest.raises(ValueError, match="differ in shape or dtype"):
         deblurrer.step([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 6, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)])
     with pytest.raises(ValueError, match="color"):
         Deblurrer(model, color="yuv")
