@@ -257,9 +257,9 @@ class Writer:
             raise MediaError(f"{path}: cannot write this kind of file ({e.strerror or e})") from None
         rate = source.rate or encoding.fps
         stream = self.container.add_stream(codec, rate=rate)
-        # the encoder works in the input's time base too, so that no timestamp is rounded to the frame rate
         # AVI stores one frame per tick of a constant rate, so there frames are numbered; elsewhere the input's
-        # timestamps are kept (variable rates included)
+        # timestamps are kept (variable rates included), and the encoder works in the input's time base too, so
+        # that no timestamp is rounded to the frame rate
         self.numbered = path.suffix.lower() == ".avi" or source.time_base is None
         self.time_base = 1 / Fraction(rate) if self.numbered else source.time_base
         stream.time_base = stream.codec_context.time_base = self.time_base
