@@ -278,6 +278,8 @@ class Writer:
                 options.update(b="0", **{"row-mt": "1"})  # constant quality, rows in parallel
         if encoding.preset is not None and codec in ("libx264", "libx265", "libsvtav1"):
             options["preset"] = str(encoding.preset)
+        if codec == "libx265":
+            options["x265-params"] = "log-level=error"  # x265 reports every setting on stderr otherwise
         stream.options = options
         if source.rotation:
             stream.set_display_rotation(source.rotation)
