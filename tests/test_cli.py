@@ -219,8 +219,10 @@ def test_interrupt_leaves_no_partial_output(tmp_path, signum):
     make_video(tmp_path / "in.mp4", frames=400, size=(240, 320))
     out = tmp_path / "out"
     out.mkdir()
+    # a shell without job control starts background jobs with SIGINT ignored, which the child would inherit
     process = subprocess.Popen([sys.executable, "-m", "strcnn_sdk.cli", "deblur", str(tmp_path / "in.mp4"),
-                                str(out / "out.mp4")], stderr=subprocess.PIPE, text=True)
+                                str(out / "out.mp4")], stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not any(out.iterdir()) and time.time() < deadline:  # wait until the temporary output exists
         time.sleep(0.05)
