@@ -147,10 +147,16 @@ def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: 
     typer.echo(f"  {meta.get('name')}: variant {meta.get('variant')}, m {meta['m']}, width {meta['width']}, "
                f"precision {meta.get('precision')}, opset {meta.get('opset')}")
     if loaded.trained:
-        typer.echo(f"  trained: {meta.get('training')}")
-        typer.echo(f"  quality: {meta.get('quality')}")
+        training, quality = meta.get("training") or {}, meta.get("quality") or {}
+        typer.echo(f"  trained: {training.get('steps', '?')} steps, {training.get('hours', '?')} h on "
+                   f"{training.get('hardware', '?')}")
+        typer.echo(f"  quality: held-out PSNR gain {quality.get('heldout_psnr_gain_db', '?')} dB, GoPro pairs "
+                   f"{quality.get('gopro_psnr_gain_db', '?')} dB (see MODEL_CARD.md)")
     else:
         typer.echo("  trained: NO (random weights: runs, but does not deblur)")
+    if "quality_vs_fp32" in meta:
+        typer.echo(f"  {meta['precision']} against fp32 on the held-out clips: "
+                   f"{-meta['quality_vs_fp32']['loss_db']:+.3f} dB")
 
 
 def _parse_size(text: str) -> tuple[int, int]:

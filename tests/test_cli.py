@@ -194,6 +194,8 @@ def test_bad_outputs_and_options(tmp_path):
 def test_info_and_eval(tmp_path):
     result = strcnn("info", "--model", IDENTITY)
     assert result.exit_code == 0 and "CPUExecutionProvider" in result.output and "cpu:" in result.output
+    shipped = strcnn("info")
+    assert shipped.exit_code == 0 and "strcnn_dtb" in shipped.output and "trained:" in shipped.output
     pairs = tmp_path / "pairs"
     pairs.mkdir()
     rng = np.random.default_rng(0)
