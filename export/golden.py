@@ -38,8 +38,7 @@ def write_golden(folder: Path, frames: int = 5, size: tuple[int, int] = (23, 34)
         warnings.simplefilter("ignore", UntrainedModelWarning)
         deblurrer = Deblurrer(folder / "tiny.onnx")
     inputs = blurry.astype(np.float32) / 255
-    outputs = [s for s in map(deblurrer.push, inputs) if s is not None] + deblurrer.flush()
-    np.stack(outputs).astype("<f4").tofile(folder / "expected.f32")
+    np.stack(list(deblurrer.stream(inputs))).astype("<f4").tofile(folder / "expected.f32")
     manifest = {"model": "tiny.onnx", "frames": names, "height": size[0], "width": size[1],
                 "expected": "expected.f32", "layout": "T,H,W,3 float32 little-endian RGB in [0,1]",
                 "tolerance": 1e-4}

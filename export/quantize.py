@@ -95,9 +95,7 @@ def heldout_psnr(path: Path) -> float:
         deblurrer = Deblurrer(Model(path, providers="cpu"))
     scores = []
     for _, blurry, sharp in heldout_clips():
-        deblurrer.reset()
-        out = [s for s in map(deblurrer.push, blurry) if s is not None] + deblurrer.flush()
-        scores.append(clip_psnr(np.stack(out), sharp))
+        scores.append(clip_psnr(np.stack(list(deblurrer.stream(blurry))), sharp))
     return float(np.mean(scores))
 
 

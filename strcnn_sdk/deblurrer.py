@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -17,6 +18,7 @@ class Deblurrer:
 
     - ``push(frame)`` each frame as it arrives; it returns the sharp frame m frames behind (None while the
       first m are buffered), and ``flush()`` returns the rest at the end of the stream;
+    - ``stream(frames)`` for a whole clip at hand, which does just that;
     - ``step(window)`` with explicit windows of 2m+1 frames, oldest first, returning the sharp centre frame.
 
     A frame is HxWx3, uint8 (out as uint8) or float32 in [0, 1] (out as float32), in ``color`` order. An array
@@ -123,6 +125,14 @@ class Deblurrer:
                     out.append(sharp)
         self.reset()
         return out
+
+    def stream(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Deblur a whole clip: push every frame, then flush; yields exactly one sharp frame per input frame."""
+        for frame in frames:
+            sharp = self.push(frame)
+            if sharp is not None:
+                yield sharp
+        yield from self.flush()
 
     def _slot(self, k: int) -> np.ndarray:
         """Frame k (oldest first) of the window, a view [N, 3, H', W']."""

@@ -41,8 +41,7 @@ def evaluate_folder(root: Path, deblurrer: Deblurrer, ssim: bool = True) -> list
         blurry = [read_image(p) for p in blur_paths]
         sharp = np.stack([read_image(p) for p in sharp_paths])
         deblurrer.reset()
-        restored = [s for s in map(deblurrer.push, blurry) if s is not None] + deblurrer.flush()
-        out, blurry = np.stack(restored), np.stack(blurry)
+        out, blurry = np.stack(list(deblurrer.stream(blurry))), np.stack(blurry)
         if out.shape != sharp.shape:
             raise MediaError(f"{name}: blurry frames are {blurry.shape[1:3]} but sharp ones {sharp.shape[1:3]}")
         row = {"clip": name, "frames": len(out), "psnr_blurry": clip_psnr(blurry, sharp),

@@ -35,7 +35,7 @@ def test_python_runtime_still_matches_the_golden_sequence():
         deblurrer = Deblurrer(GOLDEN / manifest["model"])
     frames = [cv2.cvtColor(cv2.imread(str(GOLDEN / name)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
               for name in manifest["frames"]]
-    got = np.stack([s for s in map(deblurrer.push, frames) if s is not None] + deblurrer.flush())
+    got = np.stack(list(deblurrer.stream(frames)))
     assert np.abs(got - expected).max() <= manifest["tolerance"]
 
 

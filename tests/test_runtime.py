@@ -61,12 +61,15 @@ def test_step_equals_push_and_odd_sizes_are_padded_and_cropped(model, rng):
 
 @pytest.mark.parametrize("length", [1, 2, 5])
 def test_every_frame_comes_out_once(model, rng, length):
+    """push returns None only while the first m frames are buffered; flush owes the rest; stream composes both."""
     deblurrer = Deblurrer(model)
     clip = rng.integers(0, 256, (length, 8, 10, 3), dtype=np.uint8)
     outs = [deblurrer.push(f) for f in clip]
     assert outs[0] is None and all(o is not None for o in outs[1:])
-    assert len([o for o in outs if o is not None] + deblurrer.flush()) == length
+    flushed = [o for o in outs if o is not None] + deblurrer.flush()
+    assert len(flushed) == length
     assert deblurrer.state is None  # flush ended the stream
+    np.testing.assert_array_equal(np.stack(list(deblurrer.stream(clip))), np.stack(flushed))
 
 
 def test_uint8_float_and_bgr_agree(model, rng):
