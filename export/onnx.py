@@ -156,7 +156,7 @@ def write_identity(onnx_path: Path, m: int = 1, width: int = 64) -> None:
     side = dict(sidecar(STRCNN("cnn", m=m, width=width), name=onnx_path.stem, trained=False),
                 variant="identity", onnx_sha256=hashlib.sha256(data).hexdigest())
     write_atomic(onnx_path, data)
-    write_atomic(onnx_path.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
+    write_sidecar(onnx_path, side)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -175,11 +175,21 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def write_sidecar(onnx_path: Path, side: dict[str, Any]) -> None:
+    """Write the JSON sidecar beside an .onnx (NAME.json), atomically."""
+    write_atomic(Path(onnx_path).with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
+
+
+def save_torch(path: Path, payload: dict[str, Any]) -> None:
+    """torch.save, atomically."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomic(Path(path), buffer.getvalue())
+
+
 def save_checkpoint(model: STRCNN, path: Path) -> None:
     """Save the shipped checkpoint: constructor arguments and state dict only (loads with weights_only=True)."""
-    buffer = io.BytesIO()
-    torch.save({"config": model.config(), "state_dict": model.state_dict()}, buffer)
-    write_atomic(Path(path), buffer.getvalue())
+    save_torch(path, {"config": model.config(), "state_dict": model.state_dict()})
 
 
 def load_checkpoint(path: Path) -> STRCNN:
@@ -209,5 +219,5 @@ def export(model: STRCNN, onnx_path: Path, *, trained: bool, training: dict | No
     side = dict(meta, onnx_sha256=hashlib.sha256(data).hexdigest(), export_max_abs_error=error)
     save_checkpoint(model, onnx_path.with_suffix(".pt"))
     write_atomic(onnx_path, data)
-    write_atomic(onnx_path.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
+    write_sidecar(onnx_path, side)
     return side

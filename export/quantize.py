@@ -28,7 +28,7 @@ from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
 from strcnn_sdk.metrics import clip_psnr
 
 from .data import heldout_clips, synthetic_batches
-from .onnx import load_checkpoint, to_onnx, write_atomic
+from .onnx import load_checkpoint, to_onnx, write_atomic, write_sidecar
 
 
 class Calibration(CalibrationDataReader):
@@ -85,7 +85,7 @@ def _finish(proto: onnx.ModelProto, fp32: Path, out: Path, precision: str) -> No
     data = proto.SerializeToString()
     side["onnx_sha256"] = hashlib.sha256(data).hexdigest()
     write_atomic(out, data)
-    write_atomic(out.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
+    write_sidecar(out, side)
 
 
 def heldout_psnr(path: Path) -> float:
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         side = json.loads(out.with_suffix(".json").read_text())
         side["quality_vs_fp32"] = {"heldout_psnr_db": round(psnr, 3), "fp32_heldout_psnr_db": round(reference, 3),
                                    "loss_db": round(reference - psnr, 3)}
-        write_atomic(out.with_suffix(".json"), (json.dumps(side, indent=2) + "\n").encode())
+        write_sidecar(out, side)
         print(f"{precision} {out}: held-out PSNR {psnr:.3f} dB ({psnr - reference:+.3f} dB against fp32)")
 
 

@@ -11,7 +11,6 @@ improves, and ``OUT/log.txt``. Checkpoints load with ``torch.load(..., weights_o
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import time
@@ -26,7 +25,7 @@ from strcnn_sdk.system import cpu_flags
 
 from .data import gopro_batches, heldout_clips, synthetic_batches
 from .model import STRCNN, VARIANTS
-from .onnx import write_atomic
+from .onnx import save_torch
 
 PRESETS = {
     "paper": dict(batch=8, frames=13, patch=128, lr=1e-4, decay_every=10_000, decay_rate=0.96, steps=300_000,
@@ -164,11 +163,6 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=None, num_workers=args.workers, prefetch_factor=4 if args.workers else None)
     batches = iter(loader)
 
-    def save(path: Path, payload: dict) -> None:
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        write_atomic(path, buffer.getvalue())
-
     def checkpoint() -> dict:
         return {"config": model.config(), "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed, "best_psnr": best,
@@ -208,18 +202,18 @@ def main(argv: list[str] | None = None) -> None:
             log(f"step {step} heldout psnr {ours:.3f} dB (blurry {blur:.3f} dB, gain {ours - blur:+.3f} dB)")
             if ours > best:
                 best = ours
-                save(args.out / "best.pt", checkpoint())
+                save_torch(args.out / "best.pt", checkpoint())
         if time.perf_counter() - last_save > args.save_minutes * 60:
-            save(last, checkpoint())
+            save_torch(last, checkpoint())
             last_save = time.perf_counter()
-    save(last, checkpoint())
+    save_torch(last, checkpoint())
     ours, blur = evaluate(model, clips, device)
     log(f"stop step {step}: heldout psnr {ours:.3f} dB (blurry {blur:.3f} dB, gain {ours - blur:+.3f} dB), "
         f"{elapsed / 3600:.2f} h in all, best {best:.3f} dB")
     if ours > best:
         best = ours
-        save(args.out / "best.pt", checkpoint())
-        save(last, checkpoint())
+        save_torch(args.out / "best.pt", checkpoint())
+        save_torch(last, checkpoint())
     log_file.close()
 
 
