@@ -189,25 +189,31 @@ def bench(
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
     typer.echo(f"cpu: {cpu_flags()}; onnxruntime {ort.__version__}; rss {rss_mib():.0f} MiB")
     rng = np.random.default_rng(0)
+    first = None  # the first model benchmarked also serves the memory and pipeline checks
     for provider in providers.split(","):
         for precision in precisions.split(","):
             loaded = load_model(model, provider, threads, precision)
+            first = first or loaded
             for size in sizes.split(","):
                 width, height = _parse_size(size)
-                planar = rng.random((1, 3 * loaded.window, height + height % 2, width + width % 2), np.float32)
-                state = loaded.zero_state(1, *planar.shape[2:])
-                bare = median_seconds(lambda: loaded.run(planar, state), runs)
+                bare = 1 / _model_fps(loaded, height, width, runs)
                 frame = rng.integers(0, 256, (height, width, 3), np.uint8)
                 deblurrer = Deblurrer(loaded)
                 streamed = median_seconds(lambda: deblurrer.push(frame), runs)
-                typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model {1 / bare:.2f} fps, "
-                           f"Deblurrer.push {1 / streamed:.2f} fps ({100 * (streamed / bare - 1):+.1f}% over the "
-                           f"bare session), rss {rss_mib():.0f} MiB")
-    first = load_model(model, providers.split(",")[0], threads, precisions.split(",")[0])
+                typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model "
+                           f"{1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "
+                           f"({100 * (streamed / bare - 1):+.1f}% over the bare session), rss {rss_mib():.0f} MiB")
     if stream_steps:
         _bench_memory(first, _parse_size(stream_size), stream_steps)
     if pipeline:
         _bench_pipeline(pipeline_source, pipeline_frames, preset, first, model_frames)
+
+
+def _model_fps(model: Model, height: int, width: int, runs: int) -> float:
+    """Frames per second of the bare session (Model.run) at a frame size, median of `runs` after a warm-up."""
+    planar = np.random.default_rng(0).random((1, 3 * model.window, *model.padded_size(height, width)), np.float32)
+    state = model.zero_state(1, *planar.shape[2:])
+    return 1 / median_seconds(lambda: model.run(planar, state), runs)
 
 
 def _bench_memory(model: Model, size: tuple[int, int], steps: int) -> None:
@@ -234,6 +240,15 @@ def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model,
     from .video import Colour, Frame, Source, open_atomic
 
     encoding = Encoding(preset=preset)
+
+    def encode(path: Path, info: Source, frames: list[Frame], settings: Encoding) -> float:
+        """Write frames as a video; returns frames per second."""
+        start = time.perf_counter()
+        with open_atomic(path, info, settings, info.width) as writer:
+            for frame in frames:
+                writer.write(frame.rgb, frame.pts)
+        return len(frames) / (time.perf_counter() - start)
+
     with tempfile.TemporaryDirectory() as tmp:
         if source is None:
             base = np.random.default_rng(1).integers(0, 256, (90, 160, 3), np.uint8)
@@ -242,17 +257,11 @@ def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model,
             info = Source(Path(tmp) / "source.mp4", 1280, 720, frames, Fraction(25), Fraction(1, 25),
                           Colour.default(720))
             source = info.path
-            with open_atomic(source, info, Encoding(preset="ultrafast"), 1280) as writer:
-                for frame in clip:
-                    writer.write(frame.rgb, frame.pts)
+            encode(source, info, clip, Encoding(preset="ultrafast"))
         with Reader(source) as reader:
             clip = [item for item in reader if isinstance(item, Frame)]
             info = dataclasses.replace(reader.source, copy_streams=[])  # video only, as the encoder alone
-        start = time.perf_counter()
-        with open_atomic(Path(tmp) / "encoder.mp4", info, encoding, info.width) as writer:
-            for frame in clip:
-                writer.write(frame.rgb, frame.pts)
-        encoder = len(clip) / (time.perf_counter() - start)
+        encoder = encode(Path(tmp) / "encoder.mp4", info, clip, encoding)
 
         def through(path: Path, deblurrer: Deblurrer) -> float:
             start = time.perf_counter()
@@ -270,13 +279,8 @@ def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model,
                    f"{whole:.1f} fps ({100 * whole / encoder:.0f}% of the encoder)")
         if model_frames:
             short = Path(tmp) / "short.mp4"
-            with open_atomic(short, info, Encoding(preset="ultrafast"), info.width) as writer:
-                for frame in clip[:model_frames]:
-                    writer.write(frame.rgb, frame.pts)
-            height, width = (v + v % 2 for v in (info.height, info.width))
-            planar = np.random.default_rng(0).random((1, 3 * model.window, height, width), np.float32)
-            state = model.zero_state(1, height, width)
-            alone = 1 / median_seconds(lambda: model.run(planar, state), 3)
+            encode(short, info, clip[:model_frames], Encoding(preset="ultrafast"))
+            alone = _model_fps(model, info.height, info.width, 3)
             real = through(short, Deblurrer(model))
             typer.echo(f"pipeline {size} with the model ({model.meta['precision']}): model alone {alone:.3f} fps, "
                        f"decode + model + encode {real:.3f} fps ({100 * real / alone:.0f}% of the model alone)")

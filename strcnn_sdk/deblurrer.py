@@ -157,8 +157,7 @@ class Deblurrer:
         shape = (n, height, width)
         if self._shape is None:
             self._shape, self._batched = shape, batched
-            m = self.model.pad_multiple
-            padded = (height + -height % m, width + -width % m)
+            padded = self.model.padded_size(height, width)
             if self._state is None:
                 self._state = self.model.zero_state(n, *padded)
             self._check_state()
@@ -170,8 +169,8 @@ class Deblurrer:
     def _check_state(self) -> None:
         """A state assigned before the first frame must fit the stream's padded size."""
         n, height, width = self._shape
-        m = self.model.pad_multiple
-        expected = (n, (height + -height % m) // 2, (width + -width % m) // 2)
+        padded = self.model.padded_size(height, width)
+        expected = (n, padded[0] // 2, padded[1] // 2)
         got = self._state[0].shape()
         if (got[0], got[2], got[3]) != expected:
             described = self._describe(self._shape, self._batched)

@@ -156,6 +156,11 @@ class Model:
         """Frame height and width must be multiples of this; the Deblurrer pads to it."""
         return self.meta["pad_multiple"]
 
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """A frame size rounded up to what the model takes (multiples of pad_multiple)."""
+        m = self.pad_multiple
+        return height + -height % m, width + -width % m
+
     @property
     def trained(self) -> bool:
         return bool(self.meta.get("trained", False))
