@@ -55,8 +55,10 @@ def load_model(model: Path | None, provider: str, threads: int | None, precision
 
 @app.command()
 def deblur(
-    source: Annotated[Path, typer.Argument(help="a video file, a folder of images, or a quoted glob")],
-    output: Annotated[Path, typer.Argument(help="a video file (.mp4, .mkv, .webm, ...) or a folder for PNGs")],
+    # readable=False: the reader and writer check access themselves and say what is wrong in one line
+    source: Annotated[Path, typer.Argument(help="a video file, a folder of images, or a quoted glob", readable=False)],
+    output: Annotated[Path, typer.Argument(help="a video file (.mp4, .mkv, .webm, ...) or a folder for PNGs",
+                                           readable=False)],
     model: ModelOption = None,
     provider: ProviderOption = "auto",
     threads: ThreadsOption = None,
@@ -98,7 +100,7 @@ def deblur(
     except KeyboardInterrupt:
         raise fail("interrupted; no output written", 130) from None
     if not quiet:
-        typer.echo(f"wrote {count} frames to {output}", err=True)
+        typer.echo(f"wrote {count} frame{'s' if count != 1 else ''} to {output}", err=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -23,7 +23,8 @@ class Deblurrer:
 
     A frame is HxWx3, uint8 (out as uint8) or float32 in [0, 1] (out as float32), in ``color`` order. An array
     with one more leading dimension is N streams stepped together in one call (e.g. [N, H, W, 3] for push).
-    Any H and W: frames are padded by reflection to what the model needs and cropped back.
+    Any H and W: frames are padded by reflection to what the model needs and cropped back. The first frame
+    fixes the stream's size and dtype; a frame that differs raises ValueError until ``reset()``.
 
     Args:
         model: a `Model`, a path to an .onnx (with its .json sidecar), or None for the shipped model.
@@ -40,6 +41,7 @@ class Deblurrer:
         self._state = None
         self._shape: tuple[int, int, int] | None = None  # streams, height, width
         self._batched = False
+        self._dtype: np.dtype | None = None
         # The model's input [N, 3(2m+1), H', W'] and its twin to slide into: allocated once per stream, since
         # fresh buffers this large cost page faults on every step.
         self._window: np.ndarray | None = None
@@ -93,7 +95,7 @@ class Deblurrer:
             window = window[None]
         if window.shape[1] != self.model.window:
             raise ValueError(f"a window must hold 2m+1 = {self.model.window} frames, got {window.shape[1]}")
-        self._begin(window.shape[0], *window.shape[2:4], batched)
+        self._begin(window.shape[0], *window.shape[2:4], batched, window.dtype)
         for k in range(self.model.window):
             self._slot(k)[...] = self._planar(window[:, k])
         return self._run(window.dtype)
@@ -104,13 +106,12 @@ class Deblurrer:
         batched = isinstance(frame, np.ndarray) and frame.ndim == 4
         frame = check_frames(frame, 4 if batched else 3, "frame")
         frames = frame if batched else frame[None]
-        self._begin(frames.shape[0], *frames.shape[1:3], batched)
+        self._begin(frames.shape[0], *frames.shape[1:3], batched, frames.dtype)
         planar = self._planar(frames)
         if self._filled == 0:  # the first frame stands in for the m frames before the start
             for k in range(self.model.m):
                 self._slot(k)[...] = planar
             self._filled = self.model.m
-        self._dtype = frames.dtype
         return self._append(planar)
 
     def flush(self) -> list[np.ndarray]:
@@ -152,11 +153,11 @@ class Deblurrer:
         self._filled -= 1
         return sharp
 
-    def _begin(self, n: int, height: int, width: int, batched: bool) -> None:
-        """Fix the stream's shape on its first frame; later frames must match until reset()."""
+    def _begin(self, n: int, height: int, width: int, batched: bool, dtype: np.dtype) -> None:
+        """Fix the stream's shape and dtype on its first frame; later frames must match until reset()."""
         shape = (n, height, width)
         if self._shape is None:
-            self._shape, self._batched = shape, batched
+            self._shape, self._batched, self._dtype = shape, batched, dtype
             padded = self.model.padded_size(height, width)
             if self._state is None:
                 self._state = self.model.zero_state(n, *padded)
@@ -165,6 +166,9 @@ class Deblurrer:
         elif shape != self._shape or batched != self._batched:
             raise ValueError(f"frame size changed mid-stream from {self._describe(self._shape, self._batched)} "
                              f"to {self._describe(shape, batched)}; call reset() to start a new stream")
+        elif dtype != self._dtype:
+            raise ValueError(f"frame dtype changed mid-stream from {self._dtype} to {dtype}; convert frames to "
+                             f"one dtype, or call reset() to start a new stream")
 
     def _check_state(self) -> None:
         """A state assigned before the first frame must fit the stream's padded size."""

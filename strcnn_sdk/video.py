@@ -96,7 +96,10 @@ def is_video_path(path: Path) -> bool:
 
 def _image_paths(spec: Path) -> list[Path]:
     if spec.is_dir():
-        paths = sorted(p for p in spec.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            paths = sorted(p for p in spec.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as e:
+            raise MediaError(f"{spec}: folder not readable ({e.strerror or e})") from None
     else:
         paths = sorted(Path(p) for p in glob.glob(str(spec)) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
@@ -106,7 +109,13 @@ def _image_paths(spec: Path) -> list[Path]:
 
 def read_image(path: Path) -> np.ndarray:
     """An image file as RGB uint8 HxWx3."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)  # a damaged file is reported below, not by OpenCV's log
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    finally:
+        logging.setLogLevel(level)
     if image is None:
         raise MediaError(f"{path}: not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -151,7 +160,7 @@ class Reader:
             raise MediaError(f"{self.spec}: not a readable video ({e.strerror or e})") from None
         if not self.container.streams.video:
             self.close()
-            raise MediaError(f"{self.spec}: has no video stream")
+            raise MediaError(f"{self.spec}: has no video (no video stream, or one without frames)")
         stream = self.container.streams.video[0]
         stream.thread_type = "AUTO"
         context = stream.codec_context

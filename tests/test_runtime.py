@@ -4,7 +4,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import warnings
 
 import numpy as np
@@ -90,23 +89,6 @@ def test_batched_streams_equal_one_by_one(model, rng):
     assert np.abs(batched - single).max() <= 1e-5
 
 
-def test_threads_sharing_one_model_equal_sequential(model, rng):
-    clips = [rng.random((6, 10, 12, 3), dtype=np.float32) for _ in range(4)]
-    sequential = [np.stack(stream(Deblurrer(model), c)) for c in clips]
-    results = [None] * 4
-
-    def work(i):
-        results[i] = np.stack(stream(Deblurrer(model), clips[i]))
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for a, b in zip(results, sequential):
-        np.testing.assert_array_equal(a, b)
-
-
 def test_state_read_write_continues_a_stream(model, rng):
     clip = rng.random((6, 8, 8, 3), dtype=np.float32)
     whole = stream(Deblurrer(model), clip)
@@ -125,29 +107,16 @@ def test_state_read_write_continues_a_stream(model, rng):
     assert first.state is None
 
 
-def test_size_change_mid_stream_is_an_error_until_reset(model, rng):
+def test_size_or_dtype_change_mid_stream_is_an_error_until_reset(model, rng):
     deblurrer = Deblurrer(model)
     deblurrer.push(rng.random((8, 8, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="size changed mid-stream.*reset"):
         deblurrer.push(rng.random((8, 10, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="dtype changed mid-stream from float32 to uint8"):
+        deblurrer.push(np.zeros((8, 8, 3), np.uint8))
+    assert deblurrer.push(rng.random((8, 8, 3), dtype=np.float32)).dtype == np.float32  # the stream goes on
     deblurrer.reset()
     assert deblurrer.push(rng.random((8, 10, 3), dtype=np.float32)) is None
-
-
-@pytest.mark.parametrize("frame,error,match", [
-    (np.zeros((8, 8), np.uint8), ValueError, "3 dimensions"),
-    (np.zeros((8, 8, 4), np.uint8), ValueError, "3 colour channels"),
-    (np.zeros((8, 8, 3), np.int16), TypeError, "dtype int16"),
-    (np.zeros((8, 8, 3), np.float64), TypeError, "float32"),
-    (np.full((8, 8, 3), np.nan, np.float32), ValueError, "NaN"),
-    (np.full((8, 8, 3), np.inf, np.float32), ValueError, "NaN or infinite"),
-    (np.full((8, 8, 3), 255, np.float32), ValueError, r"\[0, 1\]"),
-    (np.zeros((0, 8, 3), np.uint8), ValueError, "empty"),
-    ([[1, 2, 3]], TypeError, "numpy array"),
-])
-def test_bad_frames_raise_clear_errors(model, frame, error, match):
-    with pytest.raises(error, match=match):
-        Deblurrer(model).push(frame)
 
 
 def test_bad_windows_raise_clear_errors(model):
@@ -200,28 +169,18 @@ def test_untrained_model_warns_and_cpu_console_stays_clean(tiny):
     assert ":onnxruntime" not in run.stderr  # no provider error or warning from ONNX Runtime's log
 
 
-def test_no_torch_and_flat_memory_over_a_long_stream(tiny):
-    """A whole run of the runtime imports no torch, and memory does not grow over 300 steps."""
+def test_a_run_imports_no_torch(tiny):
     code = f"""
 import sys, warnings
 import numpy as np
 warnings.simplefilter("ignore")
 from strcnn_sdk import Deblurrer
-from strcnn_sdk.system import rss_mib
-d = Deblurrer({str(tiny[0])!r})
-frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-for _ in range(50):
-    d.push(frame)
-start = rss_mib()
-for _ in range(300):
-    d.push(frame)
-d.flush()
-print("torch" in sys.modules, rss_mib() - start)
+frames = np.random.default_rng(0).integers(0, 256, (5, 48, 64, 3), dtype=np.uint8)
+list(Deblurrer({str(tiny[0])!r}).stream(frames))
+print("torch" in sys.modules)
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    imported, growth = run.stdout.split()
-    print(f"RSS growth over 300 steps at 48x64: {float(growth):.2f} MiB")
-    assert imported == "False" and float(growth) < 5
+    assert run.stdout.split() == ["False"]
 
 
 def test_assigned_state_must_fit_the_frames(model, rng):
