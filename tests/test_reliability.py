@@ -312,6 +312,22 @@ def _truncated(root: Path) -> None:
     (root / "in" / "truncated.mp4").write_bytes(data[: len(data) // 3])
 
 
+def _scrambled(root: Path) -> None:
+    """An mp4 whose middle third of bytes is scrambled: header and index intact, frame data damaged."""
+    make_video(root / "in" / "full.mp4", frames=30, size=(96, 128))
+    data = bytearray((root / "in" / "full.mp4").read_bytes())
+    third = len(data) // 3
+    data[third:2 * third] = bytes((b * 7 + 13) % 256 for b in data[third:2 * third])
+    (root / "in" / "scrambled.mp4").write_bytes(bytes(data))
+
+
+def _cut_stream(root: Path) -> None:
+    """The first half of a Matroska file, which needs no index: the frames before the cut still decode."""
+    make_video(root / "in" / "full.mkv", frames=30, size=(96, 128))
+    data = (root / "in" / "full.mkv").read_bytes()
+    (root / "in" / "cut.mkv").write_bytes(data[: len(data) // 2])
+
+
 def _frameless(root: Path) -> None:
     import av
 
@@ -386,6 +402,8 @@ CASES: dict[str, Case] = {
     "zero-byte file": Case(["in/empty.mp4"], setup=_write("empty.mp4", b"")),
     "text file named .mp4": Case(["in/text.mp4"], setup=_write("text.mp4", b"this is not a video\n" * 100)),
     "truncated mp4": Case(["in/truncated.mp4"], setup=_truncated),
+    "damaged mid-file": Case(["in/scrambled.mp4"], setup=_scrambled),
+    "Matroska cut in half": Case(["in/cut.mkv"], output="out/result.mkv", setup=_cut_stream),
     "video without frames": Case(["in/frameless.mp4"], setup=_frameless),
     "unreadable input": Case(["in/in.mp4"], mode="unprivileged", setup=_locked(_video("in.mp4", frames=2), "in.mp4")),
     "unreadable image folder": Case(["in/frames"], mode="unprivileged",
