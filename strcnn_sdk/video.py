@@ -334,7 +334,8 @@ def open_atomic(path: Path, source: Source, encoding: Encoding, width: int) -> I
     interruption, a crash or a full disk never leaves a partial output under the final name."""
     path = Path(path)
     if not path.parent.is_dir():
-        raise MediaError(f"{path.parent}: output folder does not exist")
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise MediaError(f"{path.parent}: output folder {what}")
     if not os.access(path.parent, os.W_OK):
         raise MediaError(f"{path.parent}: output folder is not writable")
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))

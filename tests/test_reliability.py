@@ -411,6 +411,7 @@ CASES: dict[str, Case] = {
     "images of two sizes": Case(["in/frames"], setup=_images([(8, 8), (8, 8), (8, 10)])),
     "damaged image": Case(["in/frames"], setup=_images([(8, 8)] * 2, damaged=True)),
     "output folder missing": Case(["in/in.mp4"], output="out/missing/result.mp4", setup=_video("in.mp4", frames=2)),
+    "output folder is a file": Case(["in/in.mp4"], output="in/in.mp4/result.mp4", setup=_video("in.mp4", frames=2)),
     "output folder read-only": Case(["in/in.mp4"], output="out/locked/result.mp4", mode="unprivileged",
                                     setup=_read_only_folder),
     "output exists": Case(["in/in.mp4"], setup=_existing),
