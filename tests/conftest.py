@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from strcnn_sdk import Model, UntrainedModelWarning
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +23,14 @@ def tiny(tmp_path_factory) -> tuple[Path, "object"]:
     path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
     export(model, path, trained=False)
     return path, model
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny) -> Model:
+    """The tiny model as a CPU `Model` (one thread), shared: a Model holds no stream state."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedModelWarning)
+        return Model(tiny[0], providers="cpu", threads=1)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from media import frames_of, make_video
-from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
+from strcnn_sdk import Deblurrer, Model
 from strcnn_sdk.model import shipped_model_path
 from strcnn_sdk.system import rss_mib
 from strcnn_sdk.video import Frame, Reader
@@ -50,13 +49,6 @@ def doc_table(section: str) -> list[list[str]]:
 def code(cell: str) -> str:
     """The text of the first `code span` in a table cell."""
     return re.search(r"`([^`]+)`", cell).group(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny) -> Model:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UntrainedModelWarning)
-        return Model(tiny[0], providers="cpu", threads=1)
 
 
 @pytest.fixture(scope="module")

@@ -28,40 +28,33 @@ def stream(deblurrer: Deblurrer, clip) -> list:
     return out + deblurrer.flush()
 
 
-@pytest.fixture
-def model(tiny) -> Model:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UntrainedModelWarning)
-        return Model(tiny[0], providers="cpu", threads=1)
-
-
-def test_streaming_equals_pytorch(tiny, model, rng):
+def test_streaming_equals_pytorch(tiny, tiny_model, rng):
     clip = rng.random((6, 16, 22, 3), dtype=np.float32)
-    got = np.stack(stream(Deblurrer(model), clip))
+    got = np.stack(stream(Deblurrer(tiny_model), clip))
     error = np.abs(got - reference(tiny[1], clip)).max()
     print(f"push/flush vs PyTorch, 6 frames 16x22: max abs difference {error:.3g}")
     assert got.shape == clip.shape and got.dtype == np.float32 and error <= 1e-4
 
 
-def test_step_equals_push_and_odd_sizes_are_padded_and_cropped(model, rng):
+def test_step_equals_push_and_odd_sizes_are_padded_and_cropped(tiny_model, rng):
     clip = rng.random((4, 15, 21, 3), dtype=np.float32)
-    pushed = stream(Deblurrer(model), clip)
-    stepper = Deblurrer(model)
+    pushed = stream(Deblurrer(tiny_model), clip)
+    stepper = Deblurrer(tiny_model)
     padded = np.concatenate([clip[:1], clip, clip[-1:]])
     stepped = [stepper.step(list(padded[i:i + 3])) for i in range(4)]
     assert all(p.shape == (15, 21, 3) for p in pushed)
     np.testing.assert_array_equal(np.stack(pushed), np.stack(stepped))
     # the crop keeps the top-left: same as running reflect-padded even frames and cropping
     even = np.pad(padded, ((0, 0), (0, 1), (0, 1), (0, 0)), mode="reflect")
-    evener = Deblurrer(model)
+    evener = Deblurrer(tiny_model)
     cropped = [evener.step(even[i:i + 3])[:15, :21] for i in range(4)]
     np.testing.assert_array_equal(np.stack(stepped), np.stack(cropped))
 
 
 @pytest.mark.parametrize("length", [1, 2, 5])
-def test_every_frame_comes_out_once(model, rng, length):
+def test_every_frame_comes_out_once(tiny_model, rng, length):
     """push returns None only while the first m frames are buffered; flush owes the rest; stream composes both."""
-    deblurrer = Deblurrer(model)
+    deblurrer = Deblurrer(tiny_model)
     clip = rng.integers(0, 256, (length, 8, 10, 3), dtype=np.uint8)
     outs = [deblurrer.push(f) for f in clip]
     assert outs[0] is None and all(o is not None for o in outs[1:])
@@ -71,44 +64,44 @@ def test_every_frame_comes_out_once(model, rng, length):
     np.testing.assert_array_equal(np.stack(list(deblurrer.stream(clip))), np.stack(flushed))
 
 
-def test_uint8_float_and_bgr_agree(model, rng):
+def test_uint8_float_and_bgr_agree(tiny_model, rng):
     clip = rng.integers(0, 256, (4, 12, 14, 3), dtype=np.uint8)
-    as_uint8 = np.stack(stream(Deblurrer(model), clip))
-    as_float = np.stack(stream(Deblurrer(model), clip.astype(np.float32) / 255))
-    as_bgr = np.stack(stream(Deblurrer(model, color="bgr"), clip[..., ::-1].copy()))
+    as_uint8 = np.stack(stream(Deblurrer(tiny_model), clip))
+    as_float = np.stack(stream(Deblurrer(tiny_model), clip.astype(np.float32) / 255))
+    as_bgr = np.stack(stream(Deblurrer(tiny_model, color="bgr"), clip[..., ::-1].copy()))
     assert as_uint8.dtype == np.uint8 and as_float.dtype == np.float32
     np.testing.assert_array_equal(as_bgr[..., ::-1], as_uint8)
     assert np.abs(as_float * 255 - as_uint8).max() <= 0.5 + 1e-3
 
 
-def test_batched_streams_equal_one_by_one(model, rng):
+def test_batched_streams_equal_one_by_one(tiny_model, rng):
     clips = rng.random((3, 5, 10, 12, 3), dtype=np.float32)
-    batched = np.stack(stream(Deblurrer(model), clips.transpose(1, 0, 2, 3, 4)), 1)
-    single = np.stack([np.stack(stream(Deblurrer(model), c)) for c in clips])
+    batched = np.stack(stream(Deblurrer(tiny_model), clips.transpose(1, 0, 2, 3, 4)), 1)
+    single = np.stack([np.stack(stream(Deblurrer(tiny_model), c)) for c in clips])
     assert batched.shape == clips.shape
     assert np.abs(batched - single).max() <= 1e-5
 
 
-def test_state_read_write_continues_a_stream(model, rng):
+def test_state_read_write_continues_a_stream(tiny_model, rng):
     clip = rng.random((6, 8, 8, 3), dtype=np.float32)
-    whole = stream(Deblurrer(model), clip)
-    first = Deblurrer(model)
+    whole = stream(Deblurrer(tiny_model), clip)
+    first = Deblurrer(tiny_model)
     head = [first.step(clip[i:i + 3]) for i in range(2)]
-    second = Deblurrer(model)
+    second = Deblurrer(tiny_model)
     second.state = first.state
     tail = [second.step(clip[i:i + 3]) for i in range(2, 4)]
-    straight = Deblurrer(model)
+    straight = Deblurrer(tiny_model)
     expected = [straight.step(clip[i:i + 3]) for i in range(4)]
     np.testing.assert_array_equal(np.stack(head + tail), np.stack(expected))
     assert len(whole) == 6
-    fresh = Deblurrer(model)
+    fresh = Deblurrer(tiny_model)
     assert fresh.state is None
     first.reset()
     assert first.state is None
 
 
-def test_size_or_dtype_change_mid_stream_is_an_error_until_reset(model, rng):
-    deblurrer = Deblurrer(model)
+def test_size_or_dtype_change_mid_stream_is_an_error_until_reset(tiny_model, rng):
+    deblurrer = Deblurrer(tiny_model)
     deblurrer.push(rng.random((8, 8, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="size changed mid-stream.*reset"):
         deblurrer.push(rng.random((8, 10, 3), dtype=np.float32))
@@ -119,8 +112,8 @@ def test_size_or_dtype_change_mid_stream_is_an_error_until_reset(model, rng):
     assert deblurrer.push(rng.random((8, 10, 3), dtype=np.float32)) is None
 
 
-def test_bad_windows_raise_clear_errors(model):
-    deblurrer = Deblurrer(model)
+def test_bad_windows_raise_clear_errors(tiny_model):
+    deblurrer = Deblurrer(tiny_model)
     with pytest.raises(ValueError, match="empty window"):
         deblurrer.step([])
     with pytest.raises(ValueError, match="2m\\+1 = 3 frames"):
@@ -130,7 +123,7 @@ def test_bad_windows_raise_clear_errors(model):
     with pytest.raises(ValueError, match="differ in shape or dtype"):
         deblurrer.step([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 6, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)])
     with pytest.raises(ValueError, match="color"):
-        Deblurrer(model, color="yuv")
+        Deblurrer(tiny_model, color="yuv")
     with pytest.raises(ValueError, match="state must be"):
         deblurrer.state = (np.zeros((1, 3, 4, 4), np.float32), np.zeros((1, 8, 4, 4), np.float32))
 
@@ -183,10 +176,10 @@ print("torch" in sys.modules)
     assert run.stdout.split() == ["False"]
 
 
-def test_assigned_state_must_fit_the_frames(model, rng):
-    deblurrer = Deblurrer(model)
+def test_assigned_state_must_fit_the_frames(tiny_model, rng):
+    deblurrer = Deblurrer(tiny_model)
     deblurrer.step(rng.random((3, 8, 8, 3), dtype=np.float32))
-    deblurrer.state = tuple(np.zeros((1, c, 5, 5), np.float32) for c in model.state_channels)
+    deblurrer.state = tuple(np.zeros((1, c, 5, 5), np.float32) for c in tiny_model.state_channels)
     with pytest.raises(ValueError, match="does not fit"):
         deblurrer.step(rng.random((3, 8, 8, 3), dtype=np.float32))
 
