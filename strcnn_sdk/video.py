@@ -346,8 +346,8 @@ def open_atomic(path: Path, source: Source, encoding: Encoding, width: int) -> I
         yield writer
         writer.close()
         writer = None
-        if path.is_dir():
-            shutil.rmtree(path)
+        if path.is_dir():  # a folder cannot be replaced in one rename: set it aside, deleted with tmp below
+            os.replace(path, tmp / "replaced")
         os.replace(target, path)
     except av.FFmpegError as e:
         raise MediaError(f"{path}: writing failed ({e.strerror or e})") from None
@@ -359,4 +359,6 @@ def open_atomic(path: Path, source: Source, encoding: Encoding, width: int) -> I
                 writer.container.close()
             except av.FFmpegError:
                 pass
+        if (tmp / "replaced").exists() and not path.exists():  # interrupted between the two renames
+            os.replace(tmp / "replaced", path)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -101,6 +101,11 @@ def test_force_overwrites_an_existing_output(tmp_path):
     (tmp_path / "out.mp4").write_bytes(b"old")
     assert strcnn("deblur", tmp_path / "in.mp4", tmp_path / "out.mp4", "--model", IDENTITY, "--force").exit_code == 0
     assert video_facts(tmp_path / "out.mp4")["frames"] == 2
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "stale.png").write_bytes(b"old")
+    assert strcnn("deblur", tmp_path / "in.mp4", tmp_path / "frames", "--model", IDENTITY, "--force").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000000.png", "frame_000001.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "in.mp4", "out.mp4"]  # nothing set aside is left
 
 
 def test_bad_options(tmp_path):

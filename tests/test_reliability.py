@@ -359,6 +359,12 @@ def _existing(root: Path) -> None:
     (root / "out" / "result.mp4").write_bytes(b"keep me")
 
 
+def _existing_folder(root: Path) -> None:
+    _scrambled(root)
+    (root / "out" / "frames").mkdir()
+    (root / "out" / "frames" / "frame_000000.png").write_bytes(b"keep me")
+
+
 def _model(damage: str) -> Callable[[Path], None]:
     """A copy of the shipped identity model in in/model.onnx, damaged one way; and a valid input video."""
     def setup(root: Path) -> None:
@@ -407,6 +413,8 @@ CASES: dict[str, Case] = {
     "output folder read-only": Case(["in/in.mp4"], output="out/locked/result.mp4", mode="unprivileged",
                                     setup=_read_only_folder),
     "output exists": Case(["in/in.mp4"], setup=_existing),
+    "output folder exists, run fails": Case(["in/scrambled.mp4", "--force"], output="out/frames",
+                                            setup=_existing_folder),
     "output is the input": Case(["in/in.mp4", "--force"], output="in/in.mp4", setup=_video("in.mp4", frames=2)),
     "disk full": Case(["in/in.mp4"], mode="full-disk", setup=_video("in.mp4", frames=20, size=(96, 128))),
     "Ctrl-C": Case(["in/in.mp4"], mode="SIGINT", setup=_video("in.mp4", frames=400, size=(240, 320))),
@@ -476,6 +484,28 @@ def _fingerprint(folder: Path) -> dict[str, str]:
     return prints
 
 
+def test_an_old_output_folder_comes_back_when_the_new_one_cannot_take_its_place(tmp_path, monkeypatch):
+    """--force onto a folder sets the old one aside first; if the new one then fails to move in, the old one is
+    put back and nothing else is left."""
+    from strcnn_sdk import video
+
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "old.png").write_bytes(b"keep me")
+    rename = os.replace
+
+    def failing(src, dst):
+        if Path(dst) == tmp_path / "frames" and Path(src).name == "frames":  # the new folder moving in
+            raise OSError(28, "No space left on device")
+        rename(src, dst)
+
+    monkeypatch.setattr(video.os, "replace", failing)
+    with pytest.raises(video.MediaError, match="writing failed"):
+        with video.open_atomic(tmp_path / "frames", video.Source(tmp_path, 8, 6, 1), video.Encoding(), 8) as writer:
+            writer.write(np.zeros((6, 8, 3), np.uint8))
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["frames", "frames/old.png"]
+    assert (tmp_path / "frames" / "old.png").read_bytes() == b"keep me"
+
+
 FILE_ROWS = doc_table("Files and models through `strcnn deblur`")
 
 
@@ -499,9 +529,10 @@ def test_file_cases(tmp_path, row):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in stderr, stderr
     assert _fingerprint(tmp_path / "in") == before  # the input untouched
+    names = {Path(relative).parts[0] for relative in kept}  # what the output's folder held at the top
     if exit_code == 0:
-        assert lines[0].startswith("wrote") and after == sorted([*kept, Path(case.output).name])
+        assert lines[0].startswith("wrote") and after == sorted(names | {Path(case.output).name})
         assert len(frames_of(tmp_path / case.output)) == len(frames_of(tmp_path / case.args[0]))
     else:
-        assert lines[0].startswith("strcnn: error: ") and after == sorted(kept)  # nothing new
+        assert lines[0].startswith("strcnn: error: ") and after == sorted(names)  # nothing new
         assert (_fingerprint(out_dir) if out_dir.is_dir() else {}) == kept  # nothing lost
