@@ -27,12 +27,17 @@ class _Stage(threading.Thread):
     def __init__(self, target: Callable[[], None]) -> None:
         super().__init__(daemon=True)
         self._target_fn, self.error = target, None
+        # set when run() returns; unlike is_alive(), not fooled by a join() that a Ctrl-C interrupted (Python
+        # 3.11 then marks the thread stopped while it still runs)
+        self.finished = threading.Event()
 
     def run(self) -> None:
         try:
             self._target_fn()
         except BaseException as e:  # handed to the calling thread, which re-raises it
             self.error = e
+        finally:
+            self.finished.set()
 
 
 def _raise_failed(stages: Iterable[_Stage]) -> None:
@@ -94,8 +99,6 @@ def deblur_file(source: Path, output: Path, deblurrer: Deblurrer, encoding: Enco
                         writer.write(*item)
 
             reading, writing = _Stage(read), _Stage(write)
-            reading.start()
-            writing.start()
             pending: deque[Frame] = deque()
             done = 0
 
@@ -109,6 +112,8 @@ def deblur_file(source: Path, output: Path, deblurrer: Deblurrer, encoding: Enco
                     progress(done, info.frames)
 
             try:
+                reading.start()  # inside the try: an interruption right after a start still stops the stage
+                writing.start()
                 for item in _items(decoded, [reading, writing], stop):
                     if not isinstance(item, Frame):
                         _put(restored, item, stop, [writing])
@@ -125,6 +130,19 @@ def deblur_file(source: Path, output: Path, deblurrer: Deblurrer, encoding: Enco
                     raise writing.error
             finally:
                 stop.set()
-                reading.join()
-                writing.join()
+                _join(reading, writing)
     return done
+
+
+def _join(*stages: _Stage) -> None:
+    """Wait for the stages to end (soon once `stop` is set), also through another Ctrl-C meanwhile, so that no
+    container is closed under a thread still using it; that Ctrl-C is raised once they have ended."""
+    interrupted = False
+    for stage in stages:
+        while stage.ident is not None and not stage.finished.is_set():  # started and still running
+            try:
+                stage.finished.wait()
+            except KeyboardInterrupt:
+                interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
