@@ -504,10 +504,15 @@ def test_a_second_ctrl_c_waits_for_the_pipeline_threads():
     stage = _Stage(lambda: time.sleep(0.5))
     stage.start()
     main = threading.main_thread().ident
-    threading.Timer(0.1, signal.pthread_kill, (main, signal.SIGINT)).start()  # a real Ctrl-C, to the waiting thread
-    start = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        _join(stage)
+    # Python's own Ctrl-C handler, also where this process was started with SIGINT ignored (a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.1, signal.pthread_kill, (main, signal.SIGINT)).start()  # a real Ctrl-C, to this thread
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            _join(stage)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert stage.finished.is_set() and time.perf_counter() - start >= 0.4
 
 
