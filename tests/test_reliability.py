@@ -299,10 +299,14 @@ def _write(name: str, data: bytes) -> Callable[[Path], None]:
     return lambda root: (root / "in" / name).write_bytes(data)
 
 
-def _truncated(root: Path) -> None:
-    make_video(root / "in" / "full.mp4", frames=20, size=(96, 128))
-    data = (root / "in" / "full.mp4").read_bytes()
-    (root / "in" / "truncated.mp4").write_bytes(data[: len(data) // 3])
+def _cut(name: str, frames: int, share: float) -> Callable[[Path], None]:
+    """The first `share` of a video's bytes under `name` (its container from the suffix)."""
+    def setup(root: Path) -> None:
+        whole = root / "in" / f"whole{Path(name).suffix}"
+        make_video(whole, frames=frames, size=(96, 128))
+        data = whole.read_bytes()
+        (root / "in" / name).write_bytes(data[: int(len(data) * share)])
+    return setup
 
 
 def _scrambled(root: Path) -> None:
@@ -312,13 +316,6 @@ def _scrambled(root: Path) -> None:
     third = len(data) // 3
     data[third:2 * third] = bytes((b * 7 + 13) % 256 for b in data[third:2 * third])
     (root / "in" / "scrambled.mp4").write_bytes(bytes(data))
-
-
-def _cut_stream(root: Path) -> None:
-    """The first half of a Matroska file, which needs no index: the frames before the cut still decode."""
-    make_video(root / "in" / "full.mkv", frames=30, size=(96, 128))
-    data = (root / "in" / "full.mkv").read_bytes()
-    (root / "in" / "cut.mkv").write_bytes(data[: len(data) // 2])
 
 
 def _frameless(root: Path) -> None:
@@ -400,9 +397,10 @@ CASES: dict[str, Case] = {
     "missing input": Case(["in/missing.mp4"]),
     "zero-byte file": Case(["in/empty.mp4"], setup=_write("empty.mp4", b"")),
     "text file named .mp4": Case(["in/text.mp4"], setup=_write("text.mp4", b"this is not a video\n" * 100)),
-    "truncated mp4": Case(["in/truncated.mp4"], setup=_truncated),
+    "truncated mp4": Case(["in/truncated.mp4"], setup=_cut("truncated.mp4", 20, 1 / 3)),
     "damaged mid-file": Case(["in/scrambled.mp4"], setup=_scrambled),
-    "Matroska cut in half": Case(["in/cut.mkv"], output="out/result.mkv", setup=_cut_stream),
+    # Matroska needs no index: the frames before the cut still decode
+    "Matroska cut in half": Case(["in/cut.mkv"], output="out/result.mkv", setup=_cut("cut.mkv", 30, 1 / 2)),
     "video without frames": Case(["in/frameless.mp4"], setup=_frameless),
     "unreadable input": Case(["in/in.mp4"], mode="unprivileged", setup=_locked(_video("in.mp4", frames=2), "in.mp4")),
     "unreadable image folder": Case(["in/frames"], mode="unprivileged",

@@ -23,14 +23,9 @@ def reference(model, clip: np.ndarray) -> np.ndarray:
     return out[0].clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
-def stream(deblurrer: Deblurrer, clip) -> list:
-    out = [s for s in (deblurrer.push(f) for f in clip) if s is not None]
-    return out + deblurrer.flush()
-
-
 def test_streaming_equals_pytorch(tiny, tiny_model, rng):
     clip = rng.random((6, 16, 22, 3), dtype=np.float32)
-    got = np.stack(stream(Deblurrer(tiny_model), clip))
+    got = np.stack(list(Deblurrer(tiny_model).stream(clip)))
     error = np.abs(got - reference(tiny[1], clip)).max()
     print(f"push/flush vs PyTorch, 6 frames 16x22: max abs difference {error:.3g}")
     assert got.shape == clip.shape and got.dtype == np.float32 and error <= 1e-4
@@ -38,7 +33,7 @@ def test_streaming_equals_pytorch(tiny, tiny_model, rng):
 
 def test_step_equals_push_and_odd_sizes_are_padded_and_cropped(tiny_model, rng):
     clip = rng.random((4, 15, 21, 3), dtype=np.float32)
-    pushed = stream(Deblurrer(tiny_model), clip)
+    pushed = list(Deblurrer(tiny_model).stream(clip))
     stepper = Deblurrer(tiny_model)
     padded = np.concatenate([clip[:1], clip, clip[-1:]])
     stepped = [stepper.step(list(padded[i:i + 3])) for i in range(4)]
@@ -66,9 +61,9 @@ def test_every_frame_comes_out_once(tiny_model, rng, length):
 
 def test_uint8_float_and_bgr_agree(tiny_model, rng):
     clip = rng.integers(0, 256, (4, 12, 14, 3), dtype=np.uint8)
-    as_uint8 = np.stack(stream(Deblurrer(tiny_model), clip))
-    as_float = np.stack(stream(Deblurrer(tiny_model), clip.astype(np.float32) / 255))
-    as_bgr = np.stack(stream(Deblurrer(tiny_model, color="bgr"), clip[..., ::-1].copy()))
+    as_uint8 = np.stack(list(Deblurrer(tiny_model).stream(clip)))
+    as_float = np.stack(list(Deblurrer(tiny_model).stream(clip.astype(np.float32) / 255)))
+    as_bgr = np.stack(list(Deblurrer(tiny_model, color="bgr").stream(clip[..., ::-1].copy())))
     assert as_uint8.dtype == np.uint8 and as_float.dtype == np.float32
     np.testing.assert_array_equal(as_bgr[..., ::-1], as_uint8)
     assert np.abs(as_float * 255 - as_uint8).max() <= 0.5 + 1e-3
@@ -76,15 +71,15 @@ def test_uint8_float_and_bgr_agree(tiny_model, rng):
 
 def test_batched_streams_equal_one_by_one(tiny_model, rng):
     clips = rng.random((3, 5, 10, 12, 3), dtype=np.float32)
-    batched = np.stack(stream(Deblurrer(tiny_model), clips.transpose(1, 0, 2, 3, 4)), 1)
-    single = np.stack([np.stack(stream(Deblurrer(tiny_model), c)) for c in clips])
+    batched = np.stack(list(Deblurrer(tiny_model).stream(clips.transpose(1, 0, 2, 3, 4))), 1)
+    single = np.stack([np.stack(list(Deblurrer(tiny_model).stream(c))) for c in clips])
     assert batched.shape == clips.shape
     assert np.abs(batched - single).max() <= 1e-5
 
 
 def test_state_read_write_continues_a_stream(tiny_model, rng):
     clip = rng.random((6, 8, 8, 3), dtype=np.float32)
-    whole = stream(Deblurrer(tiny_model), clip)
+    whole = list(Deblurrer(tiny_model).stream(clip))
     first = Deblurrer(tiny_model)
     head = [first.step(clip[i:i + 3]) for i in range(2)]
     second = Deblurrer(tiny_model)
@@ -199,10 +194,10 @@ def test_cuda_keeps_state_on_device_and_matches_cpu(tiny, rng):
     assert gpu.provider == "CUDAExecutionProvider"
     clip = rng.random((5, 32, 48, 3), dtype=np.float32)
     on_gpu = Deblurrer(gpu)
-    out = stream(on_gpu, clip[:4])
+    out = list(on_gpu.stream(clip[:4]))
     on_gpu.push(clip[4])
     assert on_gpu._state[0].device_name().lower() == "cuda"
-    assert np.abs(np.stack(out) - np.stack(stream(Deblurrer(cpu), clip[:4]))).max() <= 1e-3
+    assert np.abs(np.stack(out) - np.stack(list(Deblurrer(cpu).stream(clip[:4])))).max() <= 1e-3
 
 
 def test_auto_precision_picks_int8_only_where_the_cpu_has_int8_dot_products():
