@@ -300,19 +300,25 @@ def evaluate(
 ) -> None:
     """PSNR (and SSIM) of the model's output and of the blurry input against the sharp frames."""
     from .evaluation import evaluate_folder
+    from .metrics import describe, summarize
 
     loaded = load_model(model, provider, threads, precision)
     try:
         rows = evaluate_folder(data, Deblurrer(loaded), ssim=ssim)
     except (MediaError, ValueError, ImportError) as e:
         raise fail(str(e)) from None
+    summary = summarize(rows)
     typer.echo(f"model: {loaded.path} ({'trained' if loaded.trained else 'UNTRAINED'}); data: {data}")
     header = f"{'clip':<32} {'frames':>6} {'blurry dB':>10} {'model dB':>10} {'gain dB':>8}"
     typer.echo(header + (f" {'blurry SSIM':>11} {'model SSIM':>10}" if ssim else ""))
-    for row in rows:
+    mean = {"clip": "mean", "frames": sum(r["frames"] for r in rows), **summary["mean"]}
+    for row in rows + ([mean] if summary["mean"] else []):
         line = (f"{row['clip']:<32} {row['frames']:>6} {row['psnr_blurry']:>10.3f} {row['psnr_model']:>10.3f} "
                 f"{row['psnr_model'] - row['psnr_blurry']:>+8.3f}")
         typer.echo(line + (f" {row['ssim_blurry']:>11.4f} {row['ssim_model']:>10.4f}" if ssim else ""))
+    if summary["sharp_clips"]:
+        typer.echo(f"({summary['sharp_clips']} clips whose input is already sharp are left out of the mean)")
+    typer.echo(describe(summary))
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .deblurrer import Deblurrer
-from .metrics import clip_psnr, ssim as ssim_of
+from .metrics import clip_row
 from .video import MediaError, read_image
 
 
@@ -34,22 +34,12 @@ def find_clips(root: Path) -> list[tuple[str, list[Path], list[Path]]]:
 
 
 def evaluate_folder(root: Path, deblurrer: Deblurrer, ssim: bool = True) -> list[dict]:
-    """One row per clip and a last row "mean" (the average over clips), with PSNR (mean over frames, 8-bit RGB,
-    whole frame) and SSIM of the blurry input and of the model's output against the sharp frames."""
+    """One row per clip (see `clip_row`), each clip a new stream."""
     rows = []
     for name, blur_paths, sharp_paths in find_clips(root):
         blurry = [read_image(p) for p in blur_paths]
         sharp = np.stack([read_image(p) for p in sharp_paths])
         deblurrer.reset()
-        out, blurry = np.stack(list(deblurrer.stream(blurry))), np.stack(blurry)
-        if out.shape != sharp.shape:
-            raise MediaError(f"{name}: blurry frames are {blurry.shape[1:3]} but sharp ones {sharp.shape[1:3]}")
-        row = {"clip": name, "frames": len(out), "psnr_blurry": clip_psnr(blurry, sharp),
-               "psnr_model": clip_psnr(out, sharp)}
-        if ssim:
-            row["ssim_blurry"] = float(np.mean([ssim_of(b, s) for b, s in zip(blurry, sharp)]))
-            row["ssim_model"] = float(np.mean([ssim_of(o, s) for o, s in zip(out, sharp)]))
-        rows.append(row)
-    mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key not in ("clip", "frames")}
-    rows.append({"clip": "mean", "frames": sum(r["frames"] for r in rows), **mean})
+        out = np.stack(list(deblurrer.stream(blurry)))
+        rows.append(clip_row(name, np.stack(blurry), out, sharp, ssim))
     return rows
