@@ -1,49 +1,79 @@
-"""Training data: blurry/sharp video clips rendered from still images with the paper's Eq. (1), and a loader
-for real paired datasets in the GoPro layout.
+"""Training data: blurry/sharp video clips rendered from sharp photographs with the paper's Eq. (1), at camera
+scale, and a loader for real paired datasets in the GoPro layout.
 
-Rendering a clip: a high-frame-rate sharp sequence X_s is made by warping a source image along a smooth random
-camera trajectory (translation, rotation, zoom; near-static stretches and fast swings) with independently
-moving foreground objects pasted from other images. Blurry frame n averages the tau sub-frames
-X_{nT} .. X_{nT+tau-1} in linear light (sRGB gamma undone, averaged, re-applied), gets sensor noise and is
-quantized to 8 bits; the sharp target is the centre sub-frame X_{nT + floor(tau/2)} (paper Section 3).
+A scene lives on a camera frame of 1280x720 (``CANVAS``). A source photograph is brought to camera resolution
+with an area filter (at most 1280 px wide, never enlarged) and viewed at 0.8 to 1.25 source pixels per output
+pixel, so that a training patch is a crop of what a 720p render of the same scene and seed shows. The camera
+follows a smooth random trajectory (translation, roll, zoom) whose blur length per frame, in output pixels,
+spans still frames to fast pans; foreground objects cut from other photographs, at the background's scale,
+move on their own. Blurry frame n averages the tau sub-frames X_{nT} .. X_{nT+tau-1} in linear light, scaled
+by the clip's exposure (bright areas saturate at the sensor's clip), gets Poisson-Gaussian sensor noise in
+linear light, then the sRGB curve and 8-bit quantization; the sharp target is the centre sub-frame
+X_{nT + floor(tau/2)} with the same exposure (paper Section 3; noise and saturation as in RSBlur, Rim et al.,
+ECCV 2022). Some clips flash or jump in exposure, so that the recurrent state learns such input too.
 
-    python -m export.data --heldout DIR    # write the frozen held-out clips in the GoPro layout
+Every random choice of a clip is drawn first, as a `Scene`; two renderers turn scenes into pixels: `render`
+(NumPy and OpenCV, one clip) and `render_torch` (a batch with ``grid_sample`` on the training device).
+
+    python -m export.data --test DIR        # write the frozen test set in the GoPro layout (`strcnn eval DIR`)
+    python -m export.data --validation DIR  # the validation set (needs the gathered photographs)
     python -m export.data --sample examples/sample.mp4    # the README's sample clip
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from strcnn_sdk.evaluation import find_clips
-from strcnn_sdk.video import read_image
+from .photos import read_manifest, to_camera_scale
 
-# Still images shipped inside scikit-image's wheel (no download). The held-out ones never reach training.
-TRAIN_IMAGES = ("astronaut", "chelsea", "hubble_deep_field", "immunohistochemistry", "retina", "motorcycle_left",
-                "colorwheel", "logo", "brick", "grass", "camera", "moon", "coins", "page", "text", "clock", "cell")
-HELDOUT_IMAGES = ("coffee", "rocket", "gravel")
-HELDOUT_SEED = 20261126
+CANVAS = (720, 1280)  # the camera frame a scene is defined on, (H, W) in output pixels
+MILD_PX = 3.0  # blur under this many output pixels counts as mild
+
+# The test set: colour photographs shipped inside wheels, so that every clone renders it alike; never trained on.
+TEST_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "china", "flower", "grace_hopper")
+EVAL_SIZE = (240, 320)
+EVAL_FRAMES = 8
+TEST_SEED = 20261127
+VALIDATION_SEED = 20261128
 
 
 @dataclass(frozen=True)
 class BlurSettings:
-    """What a rendered clip may contain; frozen for the held-out set before any training."""
+    """What a rendered clip may contain. The defaults are the training mix; `CATEGORIES` narrows them."""
 
     taus: tuple[int, ...] = (7, 9, 11, 13, 15)  # sub-frames averaged per blurry frame (shutter), paper Sec. 3
-    speed: tuple[float, float] = (0.0, 1.6)  # camera translation, pixels per sub-frame (fast swings reach max)
-    rotation: float = 0.004  # max camera rotation speed, radians per sub-frame
-    zoom: float = 0.003  # max camera zoom speed, log-scale per sub-frame
-    static_share: float = 0.2  # share of trajectory stretches that are near-static
+    scale: tuple[float, float] = (0.8, 1.25)  # source pixels per output pixel
+    still_share: float = 0.1  # clips whose camera does not move
+    mild_share: float = 0.2  # clips whose camera blur is under MILD_PX
+    blur: tuple[float, float] = (MILD_PX, 40.0)  # the other clips: blur per frame, output px (log-uniform)
+    rotation: float = 0.0006  # roll speed at the largest blur, radians per sub-frame (on average)
+    zoom: float = 0.0004  # zoom speed at the largest blur, log-scale per sub-frame (on average)
     objects: tuple[int, int] = (0, 2)  # independently moving foreground objects per clip
-    object_speed: float = 2.0  # max object speed, pixels per sub-frame
-    noise: tuple[float, float] = (0.0, 0.012)  # sensor noise sigma, in [0, 1] units at full intensity
+    object_size: tuple[float, float] = (0.05, 0.2)  # object radius, share of the canvas height
+    clean_share: float = 0.25  # clips without sensor noise
+    shot_noise: tuple[float, float] = (1e-4, 3e-3)  # Poisson part, variance a * x in linear light (log-uniform)
+    read_noise: tuple[float, float] = (3e-4, 3e-3)  # Gaussian part, sigma in linear light (log-uniform)
+    exposure: tuple[float, float] = (0.7, 1.8)  # linear gain before the sensor's clip (log-uniform)
+    flash_share: float = 0.1  # clips with flashes or an exposure jump
+
+
+TRAIN_SETTINGS = BlurSettings()
+# The evaluation sets' categories, from sharp to strongly blurred; no flashes, so that the figures measure deblurring.
+CATEGORIES = {
+    "still": BlurSettings(still_share=1.0, objects=(0, 0), clean_share=1.0, exposure=(1.0, 1.0), flash_share=0.0),
+    "mild": BlurSettings(still_share=0.0, mild_share=1.0, flash_share=0.0),
+    "moderate": BlurSettings(still_share=0.0, mild_share=0.0, blur=(MILD_PX, 15.0), flash_share=0.0),
+    "strong": BlurSettings(still_share=0.0, mild_share=0.0, blur=(15.0, 40.0), flash_share=0.0),
+}
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -55,116 +85,356 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
 
 
-@functools.cache
-def source_image(name: str) -> np.ndarray:
-    """A scikit-image sample image as linear-light float32 RGB [H, W, 3]."""
+def _wheel_image(name: str) -> np.ndarray:
+    """A colour photograph shipped inside a wheel (scikit-image, scikit-learn, matplotlib), RGB uint8."""
+    if name == "motorcycle":
+        import skimage.data
+
+        return skimage.data.stereo_motorcycle()[0]
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(f"{name}.jpg")
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        import matplotlib.image
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+            return matplotlib.image.imread(f)
     import skimage.data
 
-    if name.startswith("motorcycle_"):
-        left, right, _ = skimage.data.stereo_motorcycle()
-        image = left if name.endswith("left") else right
-    else:
-        image = getattr(skimage.data, name)()
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    return srgb_to_linear(image[..., :3].astype(np.float32) / 255.0)
+    return getattr(skimage.data, name)()
 
 
-def _trajectory(rng: np.random.Generator, length: int, max_speed: float, static_share: float,
-                dims: int) -> np.ndarray:
-    """A smooth random path [length, dims] from velocities interpolated between random knots; a knot is
-    near-static with probability `static_share`, otherwise its speed is uniform up to `max_speed`."""
+class Sources:
+    """Sharp source photographs in linear light at camera scale, loaded once, by name or from files."""
+
+    def __init__(self, names: Sequence[str], paths: Sequence[Path | None]) -> None:
+        if not names:
+            raise ValueError("no source photographs")
+        self.names, self.paths = list(names), list(paths)
+        self._tensors: dict = {}
+
+    @classmethod
+    def wheel(cls, names: Sequence[str] = TEST_IMAGES) -> Sources:
+        return cls(names, [None] * len(names))
+
+    @classmethod
+    def folder(cls, folder: Path, split: str | None = None) -> Sources:
+        """The photographs of a gathered folder's manifest (one split, or all); a folder without a manifest
+        gives all its images."""
+        folder = Path(folder)
+        if (folder / "manifest.json").is_file():
+            files = [e["file"] for e in read_manifest(folder) if split is None or e["split"] == split]
+        else:
+            files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        if not files:
+            raise ValueError(f"{folder}: no photographs{f' in the {split} split' if split else ''}")
+        return cls([Path(f).stem for f in files], [folder / f for f in files])
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __add__(self, other: Sources) -> Sources:
+        return Sources(self.names + other.names, self.paths + other.paths)
+
+    @functools.cache
+    def image(self, i: int) -> np.ndarray:
+        """Source i as linear-light float32 RGB [H, W, 3] at camera scale."""
+        path = self.paths[i]
+        if path is None:
+            rgb = np.asarray(_wheel_image(self.names[i]))
+        else:
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise ValueError(f"{path}: not an image OpenCV can read")
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return srgb_to_linear(to_camera_scale(rgb[..., :3]).astype(np.float32) / 255.0)
+
+    def tensor(self, i: int, device):
+        """Source i as a torch tensor [1, 3, H, W] on `device`, kept there."""
+        import torch
+
+        key = (i, str(device))
+        if key not in self._tensors:
+            self._tensors[key] = torch.from_numpy(self.image(i)).permute(2, 0, 1)[None].contiguous().to(device)
+        return self._tensors[key]
+
+
+@dataclass
+class Scene:
+    """Every random choice of one clip, drawn before any pixel is rendered."""
+
+    source: int
+    size: tuple[int, int]  # output (H, W)
+    tau: int
+    background: np.ndarray  # [frames, tau, 2, 3] output pixel -> source pixel affine maps
+    sprites: list[np.ndarray]  # foreground objects: linear RGB + alpha [h, w, 4]
+    sprite_maps: list[np.ndarray]  # [frames, tau, 2, 3] output pixel -> sprite pixel
+    gains: np.ndarray  # [frames] linear exposure per frame
+    shot: float
+    read: float
+    blur_px: float  # mean travel of the window's centre during one exposure, output px
+    origin: tuple[int, int]  # the window's top-left corner on the canvas, (y, x)
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def _path(rng: np.random.Generator, length: int, dims: int) -> np.ndarray:
+    """A smooth random path [length, dims] around zero, as a hand shakes: random positions at knots about 24
+    sub-frames apart, eased from one to the next (the motion slows to a stop where it turns)."""
     knots = max(2, length // 24 + 2)
-    direction = rng.normal(size=(knots, dims))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True) + 1e-9
-    speed = rng.uniform(0, max_speed, size=(knots, 1)) * (rng.random((knots, 1)) >= static_share)
     at = np.linspace(0, length - 1, knots)
-    velocity = np.stack([np.interp(np.arange(length), at, (direction * speed)[:, d]) for d in range(dims)], 1)
-    return np.cumsum(velocity, axis=0) - velocity[0]
+    positions = rng.normal(size=(knots, dims))
+    segment = np.minimum(np.searchsorted(at, np.arange(length), side="right") - 1, knots - 2)
+    t = (np.arange(length) - at[segment]) / (at[segment + 1] - at[segment])
+    ease = (t * t * (3 - 2 * t))[:, None]
+    path = positions[segment] * (1 - ease) + positions[segment + 1] * ease
+    return path - path.mean(axis=0)
 
 
-def _affine(center_src, center_out, angle: float, scale: float, shift) -> np.ndarray:
-    """Output-to-source affine map (for cv2's WARP_INVERSE_MAP): rotate and scale about the output centre."""
-    c, s = math.cos(angle) * scale, math.sin(angle) * scale
+def _travel(path: np.ndarray, exposed: np.ndarray, blur: float) -> np.ndarray:
+    """`path` scaled so that it travels `blur` pixels during an exposure (sub-frames `exposed` [frames, tau]),
+    on average over the frames."""
+    travel = np.linalg.norm(path[exposed[:, -1]] - path[exposed[:, 0]], axis=-1).mean()
+    return path * (blur / travel) if travel > 0 else path * 0
+
+
+def _blur_length(rng: np.random.Generator, settings: BlurSettings) -> float:
+    """Blur per frame in output pixels: still, mild (under MILD_PX) or log-uniform in `settings.blur`."""
+    u = rng.random()
+    if u < settings.still_share:
+        return 0.0
+    if u < settings.still_share + settings.mild_share:
+        return float(rng.uniform(0.0, MILD_PX))
+    return _log_uniform(rng, *settings.blur)
+
+
+def _affine(rotation: float, scale: float, centre_out, centre_src) -> np.ndarray:
+    """Output-to-source map: rotate and scale about `centre_out` (output px), which lands on `centre_src`."""
+    c, s = math.cos(rotation) * scale, math.sin(rotation) * scale
     a = np.array([[c, -s], [s, c]])
-    t = np.asarray(center_src) + np.asarray(shift) - a @ np.asarray(center_out)
+    t = np.asarray(centre_src) - a @ np.asarray(centre_out)
     return np.hstack([a, t[:, None]]).astype(np.float32)
 
 
-def render_clip(rng: np.random.Generator, background: str, others: tuple[str, ...], frames: int,
-                size: tuple[int, int], settings: BlurSettings = BlurSettings()) -> tuple[np.ndarray, np.ndarray]:
-    """Render `frames` blurry/sharp pairs of `size` (H, W) as uint8 RGB arrays [frames, H, W, 3]."""
+def _mirror(index: np.ndarray, n: int) -> np.ndarray:
+    """Indices mirrored back into range(n) (the picture reflected at its edges, as OpenCV's BORDER_REFLECT)."""
+    index = np.abs(index + 0.5).astype(int) % (2 * n)
+    return np.where(index >= n, 2 * n - 1 - index, index)
+
+
+def _sprite(rng: np.random.Generator, image: np.ndarray, radius: float) -> np.ndarray:
+    """An object cut from `image`: a soft-edged ellipse of `radius` source pixels, as RGB + alpha [h, w, 4]."""
+    half = int(math.ceil(radius)) + 2
+    rows, cols = (_mirror(np.arange(-half, half + 1) + int(rng.integers(0, n)), n) for n in image.shape[:2])
+    patch = image[rows[:, None], cols[None, :]]
+    ratio, angle = rng.uniform(0.5, 1.0), rng.uniform(0, math.pi)
+    y, x = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float32)
+    u = (x * math.cos(angle) + y * math.sin(angle)) / radius
+    v = (-x * math.sin(angle) + y * math.cos(angle)) / (radius * ratio)
+    alpha = np.clip((1 - np.sqrt(u * u + v * v)) * radius * ratio + 0.5, 0, 1)  # a one-pixel soft edge
+    return np.concatenate([patch, alpha[..., None]], 2).astype(np.float32)
+
+
+def _exposures(rng: np.random.Generator, frames: int, settings: BlurSettings) -> np.ndarray:
+    """Per-frame linear gain: the clip's exposure, with flashes or one exposure jump in some clips."""
+    gains = np.full(frames, _log_uniform(rng, *settings.exposure) if settings.exposure[0] < settings.exposure[1]
+                    else settings.exposure[0], np.float32)
+    if rng.random() < settings.flash_share:
+        if rng.random() < 0.5:
+            gains[int(rng.integers(1, max(2, frames))):] *= 2 ** rng.uniform(-1.5, 1.5)
+        else:
+            flash = rng.random(frames) < 0.3
+            gains[flash] *= np.where(rng.random(frames) < 0.7, rng.uniform(2, 8, frames),
+                                     rng.uniform(0.02, 0.2, frames))[flash]
+    return gains
+
+
+def plan(rng: np.random.Generator, sources: Sources, frames: int, size: tuple[int, int],
+         settings: BlurSettings = TRAIN_SETTINGS, source: int | None = None) -> Scene:
+    """Draw one clip's scene. The draws do not depend on `size`: a smaller window of the same seed is a crop
+    of the larger one (of the whole canvas when `size` is `CANVAS`), placed around the scene's focus point."""
     height, width = size
+    source = int(rng.integers(len(sources))) if source is None else source
+    image = sources.image(source)
+    scale = float(rng.uniform(*settings.scale))
+    view = np.minimum(CANVAS, np.array(image.shape[:2]) / scale)  # the canvas part the photograph covers
+    canvas_centre = np.array(CANVAS, np.float64)[::-1] / 2  # (x, y)
+    focus = canvas_centre + (rng.random(2) - 0.5) * np.maximum(view[::-1] - 64, 0)
+    room = np.maximum(np.array(image.shape[1::-1]) - np.array(CANVAS[::-1]) * scale, 0)
+    source_centre = np.array(image.shape[1::-1]) / 2 + (rng.random(2) - 0.5) * room
     tau = int(rng.choice(settings.taus))
     period = int(rng.integers(tau, 2 * tau))
     length = frames * period + tau
-    image = source_image(background)
-    # Fit the view inside the image at 1-2x magnification so that the trajectory stays mostly inside it.
-    fit = min(image.shape[0] / height, image.shape[1] / width)
-    scale0 = fit * rng.uniform(0.3, 0.7)
-    center = np.array([image.shape[1] / 2, image.shape[0] / 2]) + rng.uniform(-0.2, 0.2, 2) * image.shape[1::-1]
-    shift = _trajectory(rng, length, settings.speed[1] * scale0, settings.static_share, 2)
-    angle = _trajectory(rng, length, settings.rotation, settings.static_share, 1)[:, 0] + rng.uniform(-0.3, 0.3)
-    zoom = np.exp(_trajectory(rng, length, settings.zoom, settings.static_share, 1)[:, 0])
-    out_center = ((width - 1) / 2, (height - 1) / 2)
+    blur = _blur_length(rng, settings)
+    exposed = np.array([[n * period + j for j in range(tau)] for n in range(frames)])
+    shift = _travel(_path(rng, length, 2), exposed, blur)
+    share = (blur / settings.blur[1]) ** 2  # roll and zoom grow with the shake; mild shake barely rolls
+    roll = _travel(_path(rng, length, 1), exposed, settings.rotation * tau * share)[:, 0] + rng.uniform(-0.3, 0.3)
+    zoom = np.exp(_travel(_path(rng, length, 1), exposed, settings.zoom * tau * share)[:, 0])
 
-    objects = []
+    sprites, paths = [], []
     for _ in range(int(rng.integers(settings.objects[0], settings.objects[1] + 1))):
-        texture = source_image(others[int(rng.integers(len(others)))])
-        radius = rng.uniform(0.12, 0.3) * min(height, width)
-        mask = np.zeros(texture.shape[:2], np.float32)
-        tex_center = (texture.shape[1] / 2, texture.shape[0] / 2)
-        cv2.ellipse(mask, (int(tex_center[0]), int(tex_center[1])),
-                    (int(radius), int(radius * rng.uniform(0.5, 1.0))), float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
-        mask = cv2.GaussianBlur(mask, (0, 0), 1.0)
-        start = rng.uniform(0.2, 0.8, 2) * (width, height)
-        path = _trajectory(rng, length, settings.object_speed, settings.static_share, 2)
-        objects.append((texture, mask, tex_center, start, path))
+        radius = rng.uniform(*settings.object_size) * CANVAS[0]
+        other = int(rng.integers(len(sources)))
+        sprites.append(_sprite(rng, sources.image(other), radius * scale))
+        start = focus + rng.uniform(-1.2, 1.2, 2) * radius
+        paths.append(start + _travel(_path(rng, length, 2), exposed, _blur_length(rng, settings)))
+    gains = _exposures(rng, frames, settings)
+    noisy = rng.random() >= settings.clean_share
+    shot = _log_uniform(rng, *settings.shot_noise) if noisy else 0.0
+    read = _log_uniform(rng, *settings.read_noise) if noisy else 0.0
 
-    def subframe(s: int) -> np.ndarray:
-        m = _affine(center, out_center, angle[s], scale0 / zoom[s], shift[s])
-        frame = cv2.warpAffine(image, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REFLECT)
-        for texture, mask, tex_center, start, path in objects:
-            m = _affine(tex_center, start + path[s], 0.0, 1.0, (0, 0))
-            warp = dict(dsize=(width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                        borderMode=cv2.BORDER_CONSTANT)
-            alpha = cv2.warpAffine(mask, m, **warp)[..., None]
-            frame = frame * (1 - alpha) + cv2.warpAffine(texture, m, **warp) * alpha
+    # the window: centred on the focus point, kept inside the covered view where it fits
+    limit = np.maximum(view[::-1] - np.array([width, height]), 0) / 2
+    centre = canvas_centre + np.clip(focus - canvas_centre, -limit, limit)
+    origin = np.round(centre - np.array([width, height]) / 2)
+    background = np.stack([[_affine(roll[s], scale / zoom[s], canvas_centre - origin, source_centre + shift[s] * scale)
+                            for s in row] for row in exposed])
+    sprite_maps = [np.stack([[_affine(0.0, scale, path[s] - origin, (np.array(sprite.shape[1::-1]) - 1) / 2)
+                              for s in row] for row in exposed]) for sprite, path in zip(sprites, paths)]
+    centre_out = np.array([width / 2, height / 2, 1.0])
+    ends = np.stack([background[:, 0] @ centre_out, background[:, -1] @ centre_out])
+    blur_px = float(np.linalg.norm(ends[1] - ends[0], axis=-1).mean() / scale)
+    return Scene(source, (height, width), tau, background, sprites, sprite_maps, gains, shot, read, blur_px,
+                 (int(origin[1]), int(origin[0])))
+
+
+def _expose(linear, gains, shot: float, read: float, noise):
+    """Sensor: exposure gain, Poisson-Gaussian noise in linear light, the clip at full well; works on NumPy
+    arrays and torch tensors alike ([frames, ...] with `gains` broadcast over the rest)."""
+    x = linear * gains
+    if shot or read:
+        x = x + (x.clip(0, None) * shot + read * read) ** 0.5 * noise
+    return x.clip(0, 1)
+
+
+def _quantize(x: np.ndarray) -> np.ndarray:
+    return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def render(scene: Scene, sources: Sources, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Render a scene with OpenCV: (blurry, sharp) uint8 RGB [frames, H, W, 3]; `rng` draws the noise."""
+    height, width = scene.size
+    image = sources.image(scene.source)
+    warp = dict(dsize=(width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+
+    def subframe(n: int, j: int) -> np.ndarray:
+        frame = cv2.warpAffine(image, scene.background[n, j], borderMode=cv2.BORDER_REFLECT, **warp)
+        for sprite, maps in zip(scene.sprites, scene.sprite_maps):
+            rgba = cv2.warpAffine(sprite, maps[n, j], borderMode=cv2.BORDER_CONSTANT, **warp)
+            frame = frame * (1 - rgba[..., 3:]) + rgba[..., :3] * rgba[..., 3:]
         return frame
 
-    sigma = rng.uniform(*settings.noise)
+    mean, centre = [], []
+    for n in range(len(scene.gains)):
+        stack = [subframe(n, j) for j in range(scene.tau)]
+        mean.append(np.mean(stack, axis=0, dtype=np.float64).astype(np.float32))  # exact for a still scene
+        centre.append(stack[scene.tau // 2])
+    gains = scene.gains[:, None, None, None]
+    noise = rng.normal(size=(len(gains), height, width, 3)).astype(np.float32)
+    blurry = _expose(np.stack(mean), gains, scene.shot, scene.read, noise)
+    sharp = _expose(np.stack(centre), gains, 0.0, 0.0, None)
+    return _quantize(linear_to_srgb(blurry)), _quantize(linear_to_srgb(sharp))
+
+
+def render_torch(scenes: Sequence[Scene], sources: Sources, device, generator) -> tuple:
+    """Render same-sized scenes on a torch device with ``grid_sample``: (blurry, sharp) float32
+    [N, frames, 3, H, W] in [0, 1], on 8-bit levels; `generator` (a torch.Generator on `device`) draws the noise."""
+    import torch
+    from torch.nn.functional import grid_sample
+
+    height, width = scenes[0].size
+    y, x = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                          torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    pixels = torch.stack([x, y, torch.ones_like(x)], -1).reshape(-1, 3)  # [H*W, 3]
+
+    def sample(picture, maps: np.ndarray, padding: str):
+        """picture [1, C, h, w] at every map [frames, tau, 2, 3] -> [frames, tau, C, H, W]."""
+        frames, tau = maps.shape[:2]
+        m = torch.from_numpy(maps.reshape(-1, 2, 3)).to(device)
+        uv = pixels @ m.transpose(1, 2)  # [frames*tau, H*W, 2] in source pixels
+        size = torch.tensor(picture.shape[:1:-1], device=device, dtype=torch.float32)  # (w, h)
+        grid = ((2 * uv + 1) / size - 1).reshape(1, -1, width, 2)
+        out = grid_sample(picture, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+        return out.reshape(picture.shape[1], frames, tau, height, width).permute(1, 2, 0, 3, 4)
+
     blurry, sharp = [], []
-    for n in range(frames):
-        stack = [subframe(n * period + j) for j in range(tau)]
-        mean = linear_to_srgb(np.mean(stack, axis=0))
-        noisy = mean + rng.normal(size=mean.shape).astype(np.float32) * sigma * np.sqrt(mean + 1e-3)
-        blurry.append(np.clip(noisy * 255 + 0.5, 0, 255).astype(np.uint8))
-        sharp.append(np.clip(linear_to_srgb(stack[tau // 2]) * 255 + 0.5, 0, 255).astype(np.uint8))
-    return np.stack(blurry), np.stack(sharp)
+    for scene in scenes:
+        frame = sample(sources.tensor(scene.source, device), scene.background, "reflection")
+        for sprite, maps in zip(scene.sprites, scene.sprite_maps):
+            rgba = sample(torch.from_numpy(sprite).permute(2, 0, 1)[None].to(device), maps, "zeros")
+            frame = frame * (1 - rgba[:, :, 3:]) + rgba[:, :, :3] * rgba[:, :, 3:]
+        gains = torch.from_numpy(scene.gains).to(device)[:, None, None, None]
+        noise = torch.randn(frame[:, 0].shape, device=device, generator=generator)
+        blurry.append(_expose(frame.mean(1), gains, scene.shot, scene.read, noise))
+        sharp.append(_expose(frame[:, scene.tau // 2], gains, 0.0, 0.0, None))
+    return tuple(_to_8bit(torch.stack(x)) for x in (blurry, sharp))
 
 
-def heldout_clips(count: int = 8, frames: int = 12, size: tuple[int, int] = (160, 224)
-                  ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """The frozen held-out set: (name, blurry, sharp) clips from held-out images, the same on every call."""
-    rng = np.random.default_rng(HELDOUT_SEED)
-    clips = []
-    for i in range(count):
-        background = HELDOUT_IMAGES[i % len(HELDOUT_IMAGES)]
-        blurry, sharp = render_clip(rng, background, HELDOUT_IMAGES, frames, size)
-        clips.append((f"heldout{i:02d}_{background}", blurry, sharp))
+def _to_8bit(linear):
+    """Linear light -> sRGB on 8-bit levels, as float in [0, 1] (torch)."""
+    import torch
+
+    x = linear.clamp(0, 1)
+    srgb = torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
+    return torch.floor(srgb * 255 + 0.5).clamp(0, 255) / 255
+
+
+def render_clip(rng: np.random.Generator, sources: Sources, frames: int, size: tuple[int, int],
+                settings: BlurSettings = TRAIN_SETTINGS, source: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Plan and render one clip with OpenCV: (blurry, sharp) uint8 RGB [frames, H, W, 3]."""
+    return render(plan(rng, sources, frames, size, settings, source), sources, rng)
+
+
+def batch_rng(seed: int, step: int) -> np.random.Generator:
+    """The generator of training batch `step`: a batch depends only on (seed, step), so a resumed run draws the
+    same data as an uninterrupted one."""
+    return np.random.default_rng([seed, step])
+
+
+def synthetic_batch(sources: Sources, seed: int, step: int, batch: int, frames: int, size: tuple[int, int],
+                    renderer: str = "numpy", device="cpu"):
+    """Training batch `step` as float32 tensors (blurry, sharp) [batch, frames, 3, H, W] in [0, 1]."""
+    import torch
+
+    rng = batch_rng(seed, step)
+    scenes = [plan(rng, sources, frames, size) for _ in range(batch)]
+    if renderer == "torch":
+        generator = torch.Generator(device=device)
+        generator.manual_seed(int(rng.integers(2**62)))
+        return render_torch(scenes, sources, device, generator)
+    pairs = [render(scene, sources, rng) for scene in scenes]
+    return tuple(torch.from_numpy(np.stack([p[k] for p in pairs]).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255)
+                 for k in (0, 1))
+
+
+def eval_clips(sources: Sources, seed: int, clips_per_source: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """A frozen evaluation set: (name, blurry, sharp) clips of EVAL_FRAMES x EVAL_SIZE, cycling through
+    `CATEGORIES` (the name starts with the category), the same on every call."""
+    rng = np.random.default_rng(seed)
+    clips, kinds = [], list(CATEGORIES)
+    for i in range(len(sources) * clips_per_source):
+        kind = kinds[i % len(kinds)]
+        source = i // clips_per_source
+        blurry, sharp = render_clip(rng, sources, EVAL_FRAMES, EVAL_SIZE, CATEGORIES[kind], source)
+        clips.append((f"{kind}_{sources.names[source]}_{i:02d}", blurry, sharp))
     return clips
 
 
-def synthetic_batches(seed: int, batch: int, frames: int, size: tuple[int, int]):
-    """Endless batches (blurry, sharp) float32 [batch, frames, 3, H, W] in [0, 1] from the training images."""
-    rng = np.random.default_rng(seed)
-    while True:
-        pairs = [render_clip(rng, TRAIN_IMAGES[int(rng.integers(len(TRAIN_IMAGES)))], TRAIN_IMAGES, frames, size)
-                 for _ in range(batch)]
-        yield tuple(np.stack([p[k] for p in pairs]).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255
-                    for k in (0, 1))
+@functools.cache
+def test_clips() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The test set: 24 clips from the photographs inside wheels. Only reported, never used to select."""
+    return eval_clips(Sources.wheel(TEST_IMAGES), TEST_SEED, 3)
+
+
+@functools.cache
+def validation_clips(photos: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The validation set: 4 clips (one per category) from each held-out gathered photograph."""
+    return eval_clips(Sources.folder(photos, "validation"), VALIDATION_SEED, len(CATEGORIES))
 
 
 def write_gopro_layout(root: Path, clips: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
@@ -177,8 +447,13 @@ def write_gopro_layout(root: Path, clips: list[tuple[str, np.ndarray, np.ndarray
                 cv2.imwrite(str(folder / f"{i:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
 
 
-def gopro_batches(root: Path, seed: int, batch: int, frames: int, size: tuple[int, int]):
-    """Endless batches like `synthetic_batches`, cropped from random runs of a real paired dataset."""
+def gopro_batches(root: Path, seed: int, batch: int, frames: int, size: tuple[int, int]) -> Iterator[tuple]:
+    """Endless batches like `synthetic_batch`, cropped from random runs of a real paired dataset."""
+    import torch
+
+    from strcnn_sdk.evaluation import find_clips
+    from strcnn_sdk.video import read_image
+
     sequences = [s for s in find_clips(root) if len(s[1]) >= frames]
     if not sequences:
         raise ValueError(f"{root}: no sequence has the {frames} frames a training clip needs")
@@ -193,17 +468,19 @@ def gopro_batches(root: Path, seed: int, batch: int, frames: int, size: tuple[in
             y = int(rng.integers(clip[0].shape[1] - height + 1))
             x = int(rng.integers(clip[0].shape[2] - width + 1))
             out.append([c[:, y:y + height, x:x + width] for c in clip])
-        yield tuple(np.stack([o[k] for o in out]).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255
+        yield tuple(torch.from_numpy(np.stack([o[k] for o in out]).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255)
                     for k in (0, 1))
 
 
 def write_sample(path: Path, frames: int = 60, fps: int = 25, size: tuple[int, int] = (270, 480)) -> None:
-    """A short blurry clip rendered from scikit-image's "astronaut" (a NASA photograph in the public domain),
-    H.264 in mp4 tagged BT.601, with a two-tone AAC audio track: the README's sample."""
+    """A short handheld clip rendered at camera scale from scikit-image's "astronaut" (a NASA photograph in the
+    public domain), H.264 in mp4 tagged BT.601, with a two-tone AAC audio track: the README's sample."""
     import av
 
-    settings = BlurSettings(speed=(0.0, 1.2), static_share=0.1, objects=(1, 1))
-    blurry, _ = render_clip(np.random.default_rng(7), "astronaut", ("coffee", "chelsea"), frames, size, settings)
+    settings = dataclasses.replace(TRAIN_SETTINGS, still_share=0.0, mild_share=0.0, blur=(10.0, 14.0),
+                                   objects=(1, 1), flash_share=0.0, clean_share=1.0)
+    sources = Sources.wheel(("astronaut", "coffee", "chelsea"))
+    blurry, _ = render_clip(np.random.default_rng(7), sources, frames, size, settings, source=0)
     rate = 48_000
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "slow"})
@@ -231,16 +508,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m export.data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     task = parser.add_mutually_exclusive_group(required=True)
-    task.add_argument("--heldout", type=Path, help="folder to write the held-out clips into")
+    task.add_argument("--test", type=Path, help="folder to write the test clips into")
+    task.add_argument("--validation", type=Path, help="folder to write the validation clips into")
     task.add_argument("--sample", type=Path, help="write the sample clip (.mp4) here")
+    parser.add_argument("--photos", type=Path, default=Path("data/photos"),
+                        help="the gathered photographs (for --validation)")
     args = parser.parse_args(argv)
     if args.sample:
         write_sample(args.sample)
         print(f"wrote {args.sample} ({args.sample.stat().st_size / 1e6:.2f} MB)")
         return
-    clips = heldout_clips()
-    write_gopro_layout(args.heldout, clips)
-    print(f"wrote {len(clips)} held-out clips of {len(clips[0][1])} frames to {args.heldout}")
+    folder = args.test or args.validation
+    clips = test_clips() if args.test else validation_clips(args.photos)
+    write_gopro_layout(folder, clips)
+    print(f"wrote {len(clips)} {'test' if args.test else 'validation'} clips of {len(clips[0][1])} frames "
+          f"to {folder}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 
 from strcnn_sdk import Deblurrer, UntrainedModelWarning
 
-from .data import HELDOUT_IMAGES, render_clip
+from .data import Sources, render_clip
 from .model import STRCNN
 from .onnx import export
 
@@ -30,7 +30,7 @@ def write_golden(folder: Path, frames: int = 5, size: tuple[int, int] = (23, 34)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     export(STRCNN("dtb", m=1, width=8), folder / "tiny.onnx", trained=False)
-    blurry, _ = render_clip(np.random.default_rng(0), HELDOUT_IMAGES[0], HELDOUT_IMAGES, frames, size)
+    blurry, _ = render_clip(np.random.default_rng(0), Sources.wheel(("coffee",)), frames, size)
     names = [f"frame_{i:02d}.png" for i in range(frames)]
     for name, rgb in zip(names, blurry):
         cv2.imwrite(str(folder / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

@@ -1,12 +1,13 @@
 """``python -m export.quantize``: the int8 (CPU) and fp16 (GPU) variants of an exported fp32 model.
 
 int8: static QDQ quantization (ONNX Runtime's quantizer), per-channel signed 8-bit weights and unsigned 8-bit
-activations, calibrated on clips rendered from the training images (never the held-out ones) with the
-recurrent state the fp32 model produces along each clip. fp16: weights and arithmetic in float16 with float32
+activations, calibrated on clips rendered from the gathered training photographs (scikit-image sample images
+where they have not been gathered; never the validation or test photographs) with the recurrent state the fp32
+model produces along each clip. fp16: weights and arithmetic in float16 with float32
 inputs and outputs, so callers and the state handling are unchanged.
 
 Each variant is written as ``NAME.PRECISION.onnx`` with its sidecar beside the fp32 model; its quality against
-fp32 is measured on the held-out clips and recorded in the sidecar.
+fp32 is measured on the test set and recorded in the sidecar.
 """
 
 from __future__ import annotations
@@ -25,10 +26,20 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
-from strcnn_sdk.metrics import clip_psnr
+from strcnn_sdk.metrics import clip_row, summarize
 
-from .data import heldout_clips, synthetic_batches
+from .data import Sources, synthetic_batch, test_clips
 from .onnx import load_checkpoint, to_onnx, write_atomic, write_sidecar
+
+
+CALIBRATION_IMAGES = ("hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
+
+
+def calibration_sources(photos: Path = Path("data/photos")) -> Sources:
+    """The gathered training photographs, or colour sample images of scikit-image that no evaluation uses."""
+    if (photos / "manifest.json").is_file():
+        return Sources.folder(photos, "train")
+    return Sources.wheel(CALIBRATION_IMAGES)
 
 
 class Calibration(CalibrationDataReader):
@@ -38,9 +49,9 @@ class Calibration(CalibrationDataReader):
         session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
         meta = json.loads(model_path.with_suffix(".json").read_text())
         window, width = 2 * meta["m"] + 1, meta["width"]
-        blurry, _ = next(synthetic_batches(20261127, clips, frames, size))
+        blurry, _ = synthetic_batch(calibration_sources(), 20261127, 0, clips, frames, size)
         self.feeds = []
-        for clip in blurry:
+        for clip in blurry.numpy():
             state = [np.zeros((1, c, size[0] // 2, size[1] // 2), np.float32) for c in (width // 2, width)]
             for t in range(frames - window + 1):
                 feed = {"frames": clip[t:t + window].reshape(1, 3 * window, *size), "F_in": state[0],
@@ -88,15 +99,16 @@ def _finish(proto: onnx.ModelProto, fp32: Path, out: Path, precision: str) -> No
     write_sidecar(out, side)
 
 
-def heldout_psnr(path: Path) -> float:
-    """Mean held-out PSNR of a model through the runtime (CPU), as `strcnn eval` computes it."""
+def test_psnr(path: Path) -> float:
+    """Mean test-set PSNR of a model over the blurred clips, through the runtime (CPU), as `strcnn eval` computes it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UntrainedModelWarning)
         deblurrer = Deblurrer(Model(path, providers="cpu"))
-    scores = []
-    for _, blurry, sharp in heldout_clips():
-        scores.append(clip_psnr(np.stack(list(deblurrer.stream(blurry))), sharp))
-    return float(np.mean(scores))
+    rows = []
+    for name, blurry, sharp in test_clips():
+        deblurrer.reset()
+        rows.append(clip_row(name, blurry, np.stack(list(deblurrer.stream(blurry))), sharp))
+    return summarize(rows)["mean"]["psnr_model"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,17 +119,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", choices=("int8", "fp16"), action="append",
                         help="variants to write (default: both)")
     args = parser.parse_args(argv)
-    reference = heldout_psnr(args.model)
-    print(f"fp32 {args.model}: held-out PSNR {reference:.3f} dB")
+    reference = test_psnr(args.model)
+    print(f"fp32 {args.model}: test PSNR {reference:.3f} dB")
     for precision in args.precision or ["int8", "fp16"]:
         out = args.model.with_name(f"{args.model.stem}.{precision}.onnx")
         (quantize_int8 if precision == "int8" else convert_fp16)(args.model, out)
-        psnr = heldout_psnr(out)
+        psnr = test_psnr(out)
         side = json.loads(out.with_suffix(".json").read_text())
-        side["quality_vs_fp32"] = {"heldout_psnr_db": round(psnr, 3), "fp32_heldout_psnr_db": round(reference, 3),
+        side["quality_vs_fp32"] = {"test_psnr_db": round(psnr, 3), "fp32_test_psnr_db": round(reference, 3),
                                    "loss_db": round(reference - psnr, 3)}
         write_sidecar(out, side)
-        print(f"{precision} {out}: held-out PSNR {psnr:.3f} dB ({psnr - reference:+.3f} dB against fp32)")
+        print(f"{precision} {out}: test PSNR {psnr:.3f} dB ({psnr - reference:+.3f} dB against fp32)")
 
 
 if __name__ == "__main__":

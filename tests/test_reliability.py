@@ -206,7 +206,7 @@ def natural_range(shipped) -> np.ndarray:
     """State ranges on natural footage: the sample clip and the held-out clips (rendered from photographs that
     training never saw)."""
     data = pytest.importorskip("export.data")
-    clips = [natural_frames()] + [list(blurry.astype(np.float32) / 255) for _, blurry, _ in data.heldout_clips()]
+    clips = [natural_frames()] + [list(blurry.astype(np.float32) / 255) for _, blurry, _ in data.test_clips()]
     ranges = np.concatenate([state_ranges(shipped, clip) for clip in clips])
     print(f"\n{shipped.path.name} on natural footage: {describe(ranges)}")
     return ranges
