@@ -1,11 +1,21 @@
 """``python -m export.train``: train STRCNN+DTB (or an ablation variant) on rendered or real blurry/sharp clips.
 
 Presets: ``paper`` is Section 5.3 (Adam, lr 1e-4 decaying by 0.96 every 10k steps, batch 8, 13-frame clips of
-128x128, MSE plus 1e-5 weight decay); ``cpu`` learns within hours on two CPU cores (7-frame clips of 64x64 and a
-larger learning rate after a 300-step warm-up). Any preset value can be overridden. The run writes ``OUT/last.pt`` every few minutes
-(model, optimizer, step, RNG: ``--resume`` continues from it), ``OUT/best.pt`` whenever the held-out PSNR
-improves, and ``OUT/log.txt``. Checkpoints load with ``torch.load(..., weights_only=True)`` and export with
-``python -m export --checkpoint OUT/best.pt``.
+128x128, MSE plus 1e-5 weight decay); ``cpu`` learns on two CPU cores (7-frame clips of 64x64 and a larger
+learning rate after a 300-step warm-up); ``gpu`` fills a data-centre GPU (batch 48 of 13-frame 128x128 clips).
+Any preset value can be overridden.
+
+Training clips are rendered from the gathered photographs (``python -m export.photos data/photos``; its
+validation split is never trained on) plus any ``--images DIR``. Batch k depends only on (seed, k), so a resumed
+run sees exactly the data an uninterrupted one would. The run writes ``OUT/last.pt`` every few minutes (model,
+optimizer, step, recipe), ``OUT/best.pt`` whenever the validation gain improves while the do-no-harm checks hold,
+and ``OUT/log.txt`` with the validation and test figures. ``--resume`` continues from ``OUT/last.pt`` with the
+recipe stored in it (options given on the command line override it); ``--resume-from FILE`` continues from
+another checkpoint, writing into OUT (a GPU leg writes into the folder that comes back). Checkpoints load with
+``torch.load(..., weights_only=True)`` and export with ``python -m export --checkpoint OUT/best.pt``.
+
+    python -m export.train --out runs/main --preset cpu --threads 1          # start
+    python -m export.train --out runs/main --resume --threads 1              # continue
 """
 
 from __future__ import annotations
@@ -20,10 +30,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from strcnn_sdk.metrics import clip_psnr
+from strcnn_sdk.metrics import clip_row, describe, summarize
 from strcnn_sdk.system import cpu_flags
 
-from .data import gopro_batches, heldout_clips, synthetic_batches
+from .data import Sources, gopro_batches, synthetic_batch, test_clips, validation_clips
 from .model import STRCNN, VARIANTS
 from .onnx import save_torch
 
@@ -32,91 +42,232 @@ PRESETS = {
                   warmup=0),
     "cpu": dict(batch=8, frames=7, patch=64, lr=5e-4, decay_every=4_000, decay_rate=0.9, steps=1_000_000,
                 warmup=300),
+    "gpu": dict(batch=48, frames=13, patch=128, lr=5e-4, decay_every=4_000, decay_rate=0.9, steps=1_000_000,
+                warmup=300),
 }
+# What a run is, beside the model's constructor arguments: stored in every checkpoint and restored on resume.
+RECIPE = (*PRESETS["paper"], "data", "synthesis", "precision", "seed", "device")
+PER_DEVICE = ("synthesis", "precision")  # chosen again when a run moves to another kind of device
 WEIGHT_DECAY = 1e-5  # the paper's lambda
 
 
 class Batches(torch.utils.data.IterableDataset):
-    """Endless training batches, made in DataLoader worker processes when asked for (each its own seed)."""
+    """Training batches from step `start` on, in order; with DataLoader workers, worker i makes every
+    workers-th batch, so the stream is the same with any number of workers."""
 
-    def __init__(self, data: str, seed: int, batch: int, frames: int, patch: int) -> None:
-        self.data, self.seed, self.shape = data, seed, (batch, frames, (patch, patch))
+    def __init__(self, sources: Sources, recipe: dict, start: int) -> None:
+        self.sources, self.recipe, self.start = sources, recipe, start
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
-        seed = self.seed * 1009 + (info.id if info else 0)
-        if self.data == "synthetic":
-            return synthetic_batches(seed, *self.shape)
-        return gopro_batches(Path(self.data), seed, *self.shape)
+        step, stride = self.start + (info.id if info else 0), info.num_workers if info else 1
+        r = self.recipe
+        while True:
+            yield synthetic_batch(self.sources, r["seed"], step, r["batch"], r["frames"], (r["patch"], r["patch"]))
+            step += stride
 
 
-def evaluate(model: STRCNN, clips, device: torch.device) -> tuple[float, float]:
-    """Mean PSNR (per frame, then over clips, as `strcnn eval` reports it) of the model's 8-bit output and of
-    the blurry input against the sharp frames, with each clip's ends repeated as the runtime does."""
+def batches(recipe: dict, sources: Sources | None, start: int, device: torch.device, workers: int):
+    """The endless training stream from step `start`: rendered on `device` (torch synthesis), in DataLoader
+    workers or in-process (NumPy synthesis), or cropped from a real GoPro-layout dataset."""
+    r = recipe
+    size = (r["patch"], r["patch"])
+    if r["data"] != "synthetic":
+        yield from gopro_batches(Path(r["data"]), r["seed"] * 100_003 + start, r["batch"], r["frames"], size)
+    elif r["synthesis"] == "torch":
+        step = start
+        while True:
+            yield synthetic_batch(sources, r["seed"], step, r["batch"], r["frames"], size, "torch", device)
+            step += 1
+    else:
+        yield from torch.utils.data.DataLoader(Batches(sources, recipe, start), batch_size=None,
+                                               num_workers=workers, prefetch_factor=4 if workers else None)
+
+
+def autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
+
+
+def train_step(model: STRCNN, optimizer: torch.optim.Optimizer, blurry: torch.Tensor, sharp: torch.Tensor,
+               precision: str) -> float:
+    """One optimizer step on a batch [N, T, 3, H, W]: MSE of the T-2m restored frames; returns the loss."""
+    if precision == "bf16":
+        blurry = blurry.contiguous(memory_format=torch.contiguous_format)
+    with autocast(blurry.device, precision):
+        out, _ = model.run(blurry)
+    loss = F.mse_loss(out.float(), sharp[:, model.m:sharp.shape[1] - model.m])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def evaluate(model: STRCNN, clips, device: torch.device, precision: str) -> dict:
+    """`strcnn_sdk.metrics.summarize` of the model's 8-bit output on clips (name, blurry, sharp), each clip's
+    ends repeated as the runtime does, in the training precision."""
     model.eval()
-    ours, blurs = [], []
-    with torch.no_grad():
-        for _, blurry, sharp in clips:
+    rows = []
+    with torch.no_grad(), autocast(device, precision):
+        for name, blurry, sharp in clips:
             x = torch.from_numpy(blurry).permute(0, 3, 1, 2).float().div(255).to(device)
             x = torch.cat([x[:1]] * model.m + [x] + [x[-1:]] * model.m)
             out, _ = model.run(x[None])
-            out = (out[0].clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-            ours.append(clip_psnr(out, sharp))
-            blurs.append(clip_psnr(blurry, sharp))
+            out = (out[0].float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            rows.append(clip_row(name, blurry, out, sharp))
     model.train()
-    return float(np.mean(ours)), float(np.mean(blurs))
+    return summarize(rows)
+
+
+def choose(options: dict, timed) -> str:
+    """The option whose `timed(value)` (seconds) is smallest; prints the timings."""
+    timings = {name: timed(value) for name, value in options.items()}
+    print(f"timings, s: {json.dumps({k: round(v, 3) for k, v in timings.items()})}")
+    return min(timings, key=timings.get)
 
 
 def choose_precision(model: STRCNN, device: torch.device, shape: tuple) -> str:
     """On CUDA bf16; on a CPU the faster of fp32 and bf16 + channels_last, timed on two steps each."""
     if device.type == "cuda":
         return "bf16"
-    timings = {}
-    for precision in ("fp32", "bf16"):
+
+    def timed(precision: str) -> float:
         probe = STRCNN(**model.config()).to(memory_format=torch.channels_last if precision == "bf16" else
                                             torch.contiguous_format)
         clip = torch.rand(*shape)
         for i in range(3):
             if i == 1:
                 start = time.perf_counter()
-            with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            with autocast(device, precision):
                 out, _ = probe.run(clip)
             out.float().mean().backward()
-        timings[precision] = (time.perf_counter() - start) / 2
-    print(f"precision probe, s/step: {json.dumps({k: round(v, 3) for k, v in timings.items()})}")
-    return min(timings, key=timings.get)
+        return (time.perf_counter() - start) / 2
+
+    return choose({"fp32": "fp32", "bf16": "bf16"}, timed)
 
 
-def main(argv: list[str] | None = None) -> None:
+def choose_synthesis(sources: Sources, recipe: dict, device: torch.device) -> str:
+    """torch on CUDA; on a CPU the faster of the NumPy and torch renderers, timed on two batches each."""
+    if device.type == "cuda":
+        return "torch"
+    r = recipe
+
+    def timed(renderer: str) -> float:
+        for step in range(3):  # the first batch loads the photographs
+            if step == 1:
+                start = time.perf_counter()
+            synthetic_batch(sources, r["seed"], step, r["batch"], r["frames"], (r["patch"], r["patch"]), renderer)
+        return (time.perf_counter() - start) / 2
+
+    return choose({"numpy": "numpy", "torch": "torch"}, timed)
+
+
+def lr_at(recipe: dict, step: int) -> float:
+    """Learning rate of step `step`: linear warm-up, then exponential decay."""
+    warm = min(1.0, (step + 1) / (recipe["warmup"] + 1))
+    return recipe["lr"] * warm * recipe["decay_rate"] ** (step / recipe["decay_every"])
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m export.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/dtb"), help="folder for checkpoints and log")
-    parser.add_argument("--preset", choices=PRESETS, default="paper")
+    parser.add_argument("--preset", choices=PRESETS, help="recipe to start from (default: paper, or the "
+                                                         "checkpoint's recipe on resume)")
     parser.add_argument("--variant", choices=VARIANTS, default="dtb")
     parser.add_argument("--m", type=int, default=1)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--no-residual", action="store_true", help="do not add the centre blurry frame")
-    for key in ("batch", "frames", "patch", "steps", "decay_every", "warmup"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=int, help="override the preset")
+    for key in ("batch", "frames", "patch", "decay_every", "warmup", "seed"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, help="override the recipe")
+    parser.add_argument("--steps", type=int, help="steps to train in this run (default: the preset's total)")
     for key in ("lr", "decay_rate"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=float, help="override the preset")
+        parser.add_argument(f"--{key.replace('_', '-')}", type=float, help="override the recipe")
     parser.add_argument("--minutes", type=float, help="wall-clock budget of this run")
-    parser.add_argument("--data", default="synthetic", help="'synthetic', or the root of a GoPro-layout dataset")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader processes making data (0: in-process)")
+    parser.add_argument("--data", help="'synthetic' (default), or the root of a GoPro-layout dataset")
+    parser.add_argument("--photos", type=Path, default=Path("data/photos"),
+                        help="gathered photographs (train split trains, validation split selects checkpoints)")
+    parser.add_argument("--images", type=Path, action="append", default=[],
+                        help="a folder of further sharp training images (repeatable)")
+    parser.add_argument("--synthesis", choices=("auto", "numpy", "torch"),
+                        help="clip renderer (auto: torch on CUDA, the faster one on a CPU)")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader processes for NumPy synthesis")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="(default: auto, or the "
+                                                                             "checkpoint's on resume)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: all cores)")
-    parser.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations")
-    parser.add_argument("--save-minutes", type=float, default=2.0, help="minutes between checkpoints")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    parser.add_argument("--init", type=Path, help="start from the weights of this checkpoint (e.g. the shipped .pt)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    hp = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
+    parser.add_argument("--eval-every", type=int, default=1000, help="steps between validation and test figures")
+    parser.add_argument("--log-every", type=int, default=50, help="steps between loss lines")
+    parser.add_argument("--save-minutes", type=float, default=5.0, help="minutes between checkpoints")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    resume.add_argument("--resume-from", type=Path, help="continue from this checkpoint, writing into OUT")
+    resume.add_argument("--init", type=Path, help="start from the weights of this checkpoint (a new run)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
+    source = args.resume_from or (args.out / "last.pt" if args.resume else None)
+    if source is not None and not source.is_file():
+        raise SystemExit(f"{source}: no checkpoint to resume")
+    resume = torch.load(source, map_location="cpu", weights_only=True) if source else None
+    given = {k: getattr(args, k) for k in RECIPE if k != "steps" and getattr(args, k) is not None}
+    given["device"] = device.type
+    if resume is not None:
+        recipe = {**resume["recipe"], **(PRESETS[args.preset] if args.preset else {}), **given}
+        if resume["recipe"]["device"] != device.type:
+            recipe.update({k: given.get(k, "auto") for k in PER_DEVICE})
+        model = STRCNN(**resume["config"])
+        model.load_state_dict(resume["state_dict"])
+        step, elapsed, best = resume["step"], resume["elapsed_s"], resume["best_gain"]
+        torch.set_rng_state(resume["torch_rng"])
+    else:
+        recipe = {**PRESETS[args.preset or "paper"], "data": "synthetic", "synthesis": "auto", "precision": "auto",
+                  "seed": 0, **given}
+        torch.manual_seed(recipe["seed"])
+        model = STRCNN(args.variant, m=args.m, width=args.width, residual=not args.no_residual)
+        step, elapsed, best = 0, 0.0, -math.inf
+        if args.init is not None:
+            init = torch.load(args.init, map_location="cpu", weights_only=True)
+            model = STRCNN(**init["config"])
+            model.load_state_dict(init["state_dict"])
+        elif model.residual:  # start as the identity (output = centre frame): learning starts at the input's PSNR
+            torch.nn.init.zeros_(model.out_conv.weight)
+            torch.nn.init.zeros_(model.out_conv.bias)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=WEIGHT_DECAY)
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+
+    sources = None
+    if recipe["data"] == "synthetic":
+        folders = [Sources.folder(args.photos, "train")] if (args.photos / "manifest.json").is_file() else []
+        folders += [Sources.folder(folder) for folder in args.images]
+        if not folders:
+            raise SystemExit(f"{args.photos}: no gathered photographs; run `python -m export.photos {args.photos}` "
+                             "or pass --images DIR")
+        sources = sum(folders[1:], folders[0])
+    try:
+        validation = validation_clips(args.photos)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"the validation set needs the gathered photographs: {e}") from None
+    try:
+        test = test_clips()
+    except ImportError as e:  # a machine without matplotlib (grace_hopper) reports validation figures only
+        test, missing = [], e
+    shape = (recipe["batch"], recipe["frames"], 3, recipe["patch"], recipe["patch"])
+    if recipe["precision"] == "auto":
+        recipe["precision"] = choose_precision(model, device, shape)
+    if recipe["synthesis"] == "auto":
+        recipe["synthesis"] = choose_synthesis(sources, recipe, device) if sources else "numpy"
+    precision = recipe["precision"]
+    if precision == "bf16":
+        model.to(memory_format=torch.channels_last)
+
     log_file = (args.out / "log.txt").open("a")
 
     def log(message: str) -> None:
@@ -125,95 +276,64 @@ def main(argv: list[str] | None = None) -> None:
         log_file.write(line + "\n")
         log_file.flush()
 
-    torch.manual_seed(args.seed)
-    model = STRCNN(args.variant, m=args.m, width=args.width, residual=not args.no_residual)
-    last = args.out / "last.pt"
-    step, elapsed, best = 0, 0.0, -math.inf
-    resume = torch.load(last, map_location="cpu", weights_only=True) if args.resume and last.exists() else None
-    if resume is not None:
-        model = STRCNN(**resume["config"])
-        model.load_state_dict(resume["state_dict"])
-        step, elapsed, best = resume["step"], resume["elapsed_s"], resume["best_psnr"]
-        torch.set_rng_state(resume["torch_rng"])
-    elif args.init is not None:
-        init = torch.load(args.init, map_location="cpu", weights_only=True)
-        model = STRCNN(**init["config"])
-        model.load_state_dict(init["state_dict"])
-    elif model.residual:  # start as the identity (output = centre frame), so learning starts at the input's PSNR
-        torch.nn.init.zeros_(model.out_conv.weight)
-        torch.nn.init.zeros_(model.out_conv.bias)
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=hp["lr"], weight_decay=WEIGHT_DECAY)
-    if resume is not None:
-        optimizer.load_state_dict(resume["optimizer"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / (hp["warmup"] + 1)) * hp["decay_rate"] ** (s / hp["decay_every"]),
-        last_epoch=step - 1)  # on resume the optimizer's param groups already carry 'initial_lr'
-
-
-    shape = (hp["batch"], hp["frames"], 3, hp["patch"], hp["patch"])
-    precision = args.precision if args.precision != "auto" else choose_precision(model, device, shape)
-    if precision == "bf16":
-        model.to(memory_format=torch.channels_last)
-    log(f"start step {step}: {json.dumps(dict(hp, precision=precision, variant=model.variant, m=model.m, width=model.width, residual=model.residual, data=args.data, device=str(device), threads=torch.get_num_threads()))}"
-        f" on {cpu_flags()}{' / ' + torch.cuda.get_device_name() if device.type == 'cuda' else ''}")
-    clips = heldout_clips()
-    loader = torch.utils.data.DataLoader(
-        Batches(args.data, args.seed * 100_003 + step, hp["batch"], hp["frames"], hp["patch"]),
-        batch_size=None, num_workers=args.workers, prefetch_factor=4 if args.workers else None)
-    batches = iter(loader)
+    hardware = f"{cpu_flags()}{' / ' + torch.cuda.get_device_name() if device.type == 'cuda' else ''}"
+    log(f"start step {step}: {json.dumps(dict(recipe, **model.config(), device=str(device), threads=torch.get_num_threads(), sources=len(sources) if sources else 0, hours=round(elapsed / 3600, 3)))}"
+        f" on {hardware}")
 
     def checkpoint() -> dict:
         return {"config": model.config(), "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed, "best_psnr": best,
-                "torch_rng": torch.get_rng_state(), "hyperparameters": hp, "precision": precision}
+                "optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed, "best_gain": best,
+                "torch_rng": torch.get_rng_state(), "recipe": recipe}
 
+    def report() -> None:
+        nonlocal best
+        hours = f"{elapsed / 3600:.3f} h"
+        figures = {name: evaluate(model, clips, device, precision) for name, clips in
+                   (("validation", validation), ("test", test)) if clips}
+        for name, summary in figures.items():
+            log(f"step {step} {hours} {name} {describe(summary)}")
+        if figures["validation"]["no_harm"] and figures["validation"]["gain"] > best:
+            best = figures["validation"]["gain"]
+            save_torch(args.out / "best.pt", checkpoint())
+            log(f"step {step} best validation gain so far: saved best.pt")
+
+    if not test:
+        log(f"the test set cannot be rendered here ({missing}); it is reported when the run moves on")
+    stream = batches(recipe, sources, step, device, args.workers)
     started = time.perf_counter() - elapsed
-    run_start, last_save = time.perf_counter(), time.perf_counter()
+    run_start = last_save = time.perf_counter()
     window = {"data": 0.0, "total": 0.0, "loss": 0.0, "n": 0}
-    while step < hp["steps"]:
+    stop = min(recipe["steps"], step + args.steps) if args.steps is not None else recipe["steps"]
+    while step < stop:
         if args.minutes is not None and time.perf_counter() - run_start > args.minutes * 60:
             break
         t0 = time.perf_counter()
-        blurry, sharp = (x.to(device, non_blocking=True) for x in next(batches))
+        blurry, sharp = (x.to(device, non_blocking=True) for x in next(stream))
         t1 = time.perf_counter()
-        if precision == "bf16":
-            blurry = blurry.contiguous(memory_format=torch.contiguous_format)
-        with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
-            out, _ = model.run(blurry)
-        loss = F.mse_loss(out.float(), sharp[:, model.m:sharp.shape[1] - model.m])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(recipe, step)
+        loss = train_step(model, optimizer, blurry, sharp, precision)
         step += 1
         elapsed = time.perf_counter() - started
         window["data"] += t1 - t0
         window["total"] += time.perf_counter() - t0
-        window["loss"] += loss.item()
+        window["loss"] += loss
         window["n"] += 1
-        if step % 50 == 0:
-            log(f"step {step} loss {window['loss'] / window['n']:.5f} lr {scheduler.get_last_lr()[0]:.2e} "
+        if step % args.log_every == 0:
+            log(f"step {step} loss {window['loss'] / window['n']:.5f} "
+                f"(PSNR {-10 * math.log10(window['loss'] / window['n'] + 1e-12):.2f} dB) lr {lr_at(recipe, step):.2e} "
                 f"{window['total'] / window['n']:.3f} s/step, data {100 * window['data'] / window['total']:.1f}% "
-                f"of the time, {elapsed / 3600:.2f} h")
+                f"of the time, {elapsed / 3600:.3f} h")
             window = dict.fromkeys(window, 0.0)
         if step % args.eval_every == 0:
-            ours, blur = evaluate(model, clips, device)
-            log(f"step {step} heldout psnr {ours:.3f} dB (blurry {blur:.3f} dB, gain {ours - blur:+.3f} dB)")
-            if ours > best:
-                best = ours
-                save_torch(args.out / "best.pt", checkpoint())
+            report()
         if time.perf_counter() - last_save > args.save_minutes * 60:
-            save_torch(last, checkpoint())
+            save_torch(args.out / "last.pt", checkpoint())
             last_save = time.perf_counter()
-    save_torch(last, checkpoint())
-    ours, blur = evaluate(model, clips, device)
-    log(f"stop step {step}: heldout psnr {ours:.3f} dB (blurry {blur:.3f} dB, gain {ours - blur:+.3f} dB), "
-        f"{elapsed / 3600:.2f} h in all, best {best:.3f} dB")
-    if ours > best:
-        best = ours
-        save_torch(args.out / "best.pt", checkpoint())
-        save_torch(last, checkpoint())
+    if step % args.eval_every:
+        report()
+    save_torch(args.out / "last.pt", checkpoint())
+    log(f"stop step {step}: {elapsed / 3600:.3f} h in all, best validation gain {best:+.3f} dB")
     log_file.close()
 
 

@@ -1,5 +1,9 @@
-"""Training runs, checkpoints, resumes, and its checkpoint exports to a model the runtime loads."""
+"""Training learns, runs, resumes exactly, keeps its recipe, runs where PyAV is absent, and its checkpoint exports
+to a model the runtime loads."""
 
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -10,27 +14,43 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 pytest.importorskip("skimage")
 
+from export import data  # noqa: E402
 from export.__main__ import main as export_main  # noqa: E402
-from export.train import main as train_main  # noqa: E402
+from export.model import STRCNN  # noqa: E402
+from export.train import main as train_main, train_step  # noqa: E402
 from strcnn_sdk import Deblurrer, UntrainedModelWarning  # noqa: E402
 from strcnn_sdk.cli import app  # noqa: E402
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample.mp4"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "sample.mp4"
+TINY = ["--preset", "cpu", "--width", "8", "--batch", "2", "--frames", "4", "--patch", "16", "--threads", "1",
+        "--precision", "fp32", "--synthesis", "numpy", "--eval-every", "2"]
 
-TINY = ["--preset", "cpu", "--width", "8", "--batch", "1", "--frames", "4", "--patch", "16", "--threads", "1",
-        "--precision", "fp32", "--eval-every", "2"]
+
+def tiny(photos, out) -> list[str]:
+    return [*TINY, "--photos", str(photos), "--out", str(out)]
 
 
-def test_train_resume_export_and_run(tmp_path):
+def test_a_fixed_batch_is_learned(photos):
+    """The optimiser really optimises: 40 steps on one batch lower its loss by more than half."""
+    torch.manual_seed(0)
+    model = STRCNN("dtb", m=1, width=16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    blurry, sharp = data.synthetic_batch(data.Sources.folder(photos, "train"), 0, 0, 2, 4, (24, 24))
+    losses = [train_step(model, optimizer, blurry, sharp, "fp32") for _ in range(40)]
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_train_resume_export_and_run(photos, tmp_path):
     out = tmp_path / "run"
-    train_main([*TINY, "--out", str(out), "--steps", "2"])
+    train_main([*tiny(photos, out), "--steps", "2"])
     first = torch.load(out / "last.pt", weights_only=True)
-    assert first["step"] == 2 and (out / "best.pt").exists()
-    train_main([*TINY, "--out", str(out), "--steps", "3", "--resume"])
+    assert first["step"] == 2 and (out / "best.pt").exists() == (first["best_gain"] > -np.inf)
+    train_main([*tiny(photos, out), "--steps", "1", "--resume"])
     resumed = torch.load(out / "last.pt", weights_only=True)
     assert resumed["step"] == 3 and resumed["elapsed_s"] >= first["elapsed_s"]
     log = (out / "log.txt").read_text()
-    assert "start step 2" in log and "heldout psnr" in log and "data" in log
+    assert "start step 2" in log and "validation gain" in log and "test gain" in log and "data" in log
 
     export_main(["--checkpoint", str(out / "last.pt"), "--out", str(tmp_path / "mine.onnx")])
     with warnings.catch_warnings():
@@ -44,3 +64,54 @@ def test_train_resume_export_and_run(tmp_path):
                                       str(tmp_path / "mine.onnx"), "--quiet"])
     assert result.exit_code == 0 and "UNTRAINED" not in result.output, result.output
     assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+def test_resume_equals_an_uninterrupted_run_bit_for_bit(photos, tmp_path):
+    """Stopped at step 2 and resumed to 4 (fp32, CPU): model, optimiser state and data stream as if never stopped."""
+    train_main([*tiny(photos, tmp_path / "whole"), "--steps", "4", "--eval-every", "100"])
+    train_main([*tiny(photos, tmp_path / "split"), "--steps", "2", "--eval-every", "100"])
+    train_main([*tiny(photos, tmp_path / "split"), "--steps", "2", "--eval-every", "100", "--resume"])
+    whole, split = (torch.load(tmp_path / run / "last.pt", weights_only=True) for run in ("whole", "split"))
+    assert whole["step"] == split["step"] == 4
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(value, split["state_dict"][key]), key
+    for key, state in whole["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, split["optimizer"]["state"][key][name]), (key, name)
+    assert whole["recipe"] == split["recipe"]
+
+
+def test_resume_keeps_the_recipe_unless_overridden(photos, tmp_path):
+    out = tmp_path / "run"
+    train_main([*tiny(photos, out), "--precision", "bf16", "--steps", "1", "--eval-every", "100"])
+    train_main(["--out", str(out), "--photos", str(photos), "--resume", "--steps", "1", "--eval-every", "100"])
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    assert checkpoint["recipe"]["precision"] == "bf16" and checkpoint["recipe"]["patch"] == 16
+    assert checkpoint["config"]["width"] == 8 and checkpoint["step"] == 2
+    train_main(["--out", str(out), "--photos", str(photos), "--resume", "--steps", "1", "--eval-every", "100",
+                "--precision", "fp32", "--lr", "1e-3"])
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    assert checkpoint["recipe"]["precision"] == "fp32" and checkpoint["recipe"]["lr"] == 1e-3
+
+
+def test_gpu_leg_command_runs_on_cpu_without_pyav(photos, tmp_path):
+    """The prepared CUDA command, tried for a few steps on the CPU with small clips, where `import av` fails (a
+    GPU machine has no PyAV): it resumes a checkpoint and writes its own checkpoint and log into OUT."""
+    start = tmp_path / "start"
+    train_main([*tiny(photos, start), "--steps", "1", "--eval-every", "100"])
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "av.py").write_text("raise ImportError('PyAV is not installed here')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker), str(ROOT)]))
+    out = tmp_path / "leg"
+    result = subprocess.run(
+        ["bash", str(ROOT / "export" / "gpu_leg.sh"), str(out), "5", "--resume-from", str(start / "last.pt"),
+         "--device", "cpu", "--batch", "2", "--frames", "4", "--patch", "16", "--steps", "2", "--threads", "1",
+         "--photos", str(photos)], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    leg = torch.load(out / "last.pt", weights_only=True)
+    assert leg["step"] == 3 and leg["recipe"]["synthesis"] == "torch" and leg["recipe"]["batch"] == 2
+    log = (out / "log.txt").read_text()
+    assert "start step 1" in log and '"device": "cpu"' in log and "validation gain" in log
+    check = subprocess.run([sys.executable, "-c", "import av"], env=env, capture_output=True)
+    assert check.returncode != 0  # PyAV really was unimportable in that process
