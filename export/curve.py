@@ -1,0 +1,79 @@
+"""``python -m export.curve LOG PNG``: draw a training log's validation and test gain against compute hours.
+
+Each leg of the run (a start line in the log) is shaded by the hardware it ran on, so that CPU hours and GPU
+minutes are told apart.
+
+    python -m export.curve runs/main/log.txt docs/training-curve.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+START = re.compile(r"start step (\d+): (\{.*\}) on (.*)$")
+FIGURE = re.compile(r"step (\d+) ([\d.]+) h (validation|test) gain ([+-][\d.]+) dB")
+
+
+def read_log(path: Path) -> tuple[list[dict], dict[str, list[tuple[float, float, int]]]]:
+    """(legs, figures): each leg's starting hour and hardware; for validation and test, (hours, gain, step)."""
+    legs, figures = [], {"validation": [], "test": []}
+    for line in Path(path).read_text().splitlines():
+        if start := START.search(line):
+            recipe = json.loads(start.group(2))
+            legs.append({"hours": recipe.get("hours", 0.0), "hardware": start.group(3),
+                         "device": recipe.get("device", "?")})
+        elif figure := FIGURE.search(line):
+            step, hours, name, gain = figure.groups()
+            figures[name].append((float(hours), float(gain), int(step)))
+    return legs, figures
+
+
+def draw(log: Path, png: Path) -> dict[str, list]:
+    """Write the curve as a PNG; returns the figures drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    legs, figures = read_log(log)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    for name, style in (("validation", "o-"), ("test", "s--")):
+        if figures[name]:
+            hours, gains, _ = zip(*figures[name])
+            ax.plot(hours, gains, style, label=f"{name} set", markersize=4)
+    end = max([h for h, _, _ in figures["validation"] + figures["test"]], default=0.0)
+    colours = iter(("#e8f0fe", "#fde8e8", "#e8fde9", "#fdf6e3") * 8)
+    shade: dict[str, str] = {}
+    for leg, following in zip(legs, legs[1:] + [None]):  # each leg shaded by its hardware, labelled once
+        label = None if leg["hardware"] in shade else f"{leg['device']}: {leg['hardware']}"
+        shade.setdefault(leg["hardware"], next(colours))
+        ax.axvspan(leg["hours"], following["hours"] if following else max(end, leg["hours"]),
+                   color=shade[leg["hardware"]], zorder=0, label=label)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("training compute, hours")
+    ax.set_ylabel("PSNR gain over the blurry input, dB")
+    ax.set_title("STRCNN+DTB main run: mean gain on blurred clips")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+    plt.close(fig)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m export.curve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("log", type=Path, help="a training log (OUT/log.txt)")
+    parser.add_argument("png", type=Path, help="the picture to write")
+    args = parser.parse_args(argv)
+    figures = draw(args.log, args.png)
+    print(f"wrote {args.png}: {len(figures['validation'])} validation and {len(figures['test'])} test points")
+
+
+if __name__ == "__main__":
+    main()
