@@ -311,7 +311,7 @@ def evaluate(
     typer.echo(f"model: {loaded.path} ({'trained' if loaded.trained else 'UNTRAINED'}); data: {data}")
     header = f"{'clip':<32} {'frames':>6} {'blurry dB':>10} {'model dB':>10} {'gain dB':>8}"
     typer.echo(header + (f" {'blurry SSIM':>11} {'model SSIM':>10}" if ssim else ""))
-    mean = {"clip": "mean", "frames": sum(r["frames"] for r in rows), **summary["mean"]}
+    mean = {"clip": "mean", "frames": summary["blurred_frames"], **summary["mean"]}
     for row in rows + ([mean] if summary["mean"] else []):
         line = (f"{row['clip']:<32} {row['frames']:>6} {row['psnr_blurry']:>10.3f} {row['psnr_model']:>10.3f} "
                 f"{row['psnr_model'] - row['psnr_blurry']:>+8.3f}")

@@ -67,7 +67,8 @@ def summarize(rows: list[dict]) -> dict:
     categories = {k: float(np.mean(v)) for k, v in sorted(gains.items(), key=lambda kv: CATEGORIES.index(kv[0]))}
     sharp_psnr = float(np.mean(sharp)) if sharp else None
     return {"mean": mean, "gain": mean["psnr_model"] - mean["psnr_blurry"] if mean else None,
-            "blurred_clips": len(blurred), "sharp_clips": len(sharp), "sharp_psnr": sharp_psnr,
+            "blurred_clips": len(blurred), "blurred_frames": sum(r["frames"] for r in blurred),
+            "sharp_clips": len(sharp), "sharp_psnr": sharp_psnr,
             "categories": categories,
             "no_harm": (sharp_psnr is None or sharp_psnr >= SHARP_PSNR_DB) and categories.get("mild", 0.0) >= 0.0}
 
