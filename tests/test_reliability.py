@@ -238,7 +238,7 @@ def test_long_stream_memory_stays_flat(shipped):
 def test_pathological_streams_keep_the_state_bounded(shipped, natural_range, kind):
     """500 steps of each: the state stays finite, the output in [0, 1], and the state does not drift (the mean of its
     per-step largest magnitude over steps 300-500 is within 2% of that over steps 100-300). Constant and noise input
-    keep it within the range of natural footage; full-scale flashing every frame leaves it (see RELIABILITY.md)."""
+    keep it within the range of natural footage; full-scale flashing every frame may leave it (see RELIABILITY.md)."""
     ranges = state_ranges(shipped, pathological(kind, 500))
     magnitude = np.abs(ranges).reshape(-1, 2, 2).max(axis=2)  # per step: max |F|, max |h~|
     early, late = magnitude[100:300].mean(axis=0), magnitude[300:].mean(axis=0)
