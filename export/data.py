@@ -397,12 +397,12 @@ def batch_rng(seed: int, step: int) -> np.random.Generator:
 
 
 def synthetic_batch(sources: Sources, seed: int, step: int, batch: int, frames: int, size: tuple[int, int],
-                    renderer: str = "numpy", device="cpu"):
+                    renderer: str = "numpy", device="cpu", settings: BlurSettings = TRAIN_SETTINGS):
     """Training batch `step` as float32 tensors (blurry, sharp) [batch, frames, 3, H, W] in [0, 1]."""
     import torch
 
     rng = batch_rng(seed, step)
-    scenes = [plan(rng, sources, frames, size) for _ in range(batch)]
+    scenes = [plan(rng, sources, frames, size, settings) for _ in range(batch)]
     if renderer == "torch":
         generator = torch.Generator(device=device)
         generator.manual_seed(int(rng.integers(2**62)))

@@ -21,6 +21,8 @@ another checkpoint, writing into OUT (a GPU leg writes into the folder that come
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import math
 import time
@@ -33,7 +35,7 @@ from torch.nn import functional as F
 from strcnn_sdk.metrics import clip_row, describe, summarize
 from strcnn_sdk.system import cpu_flags
 
-from .data import Sources, gopro_batches, synthetic_batch, test_clips, validation_clips
+from .data import TRAIN_SETTINGS, Sources, gopro_batches, synthetic_batch, test_clips, validation_clips
 from .model import STRCNN, VARIANTS
 from .onnx import save_torch
 
@@ -45,8 +47,10 @@ PRESETS = {
     "gpu": dict(batch=48, frames=13, patch=128, lr=5e-4, decay_every=4_000, decay_rate=0.9, steps=1_000_000,
                 warmup=300),
 }
+# The share of training clips whose camera is still, and whose blur is mild (under 3 px): the do-no-harm part.
+SHARES = {"still_share": TRAIN_SETTINGS.still_share, "mild_share": TRAIN_SETTINGS.mild_share}
 # What a run is, beside the model's constructor arguments: stored in every checkpoint and restored on resume.
-RECIPE = (*PRESETS["paper"], "data", "synthesis", "precision", "seed", "device")
+RECIPE = (*PRESETS["paper"], *SHARES, "data", "synthesis", "precision", "seed", "device")
 PER_DEVICE = ("synthesis", "precision")  # chosen again when a run moves to another kind of device
 WEIGHT_DECAY = 1e-5  # the paper's lambda
 
@@ -61,24 +65,27 @@ class Batches(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         step, stride = self.start + (info.id if info else 0), info.num_workers if info else 1
-        r = self.recipe
         while True:
-            yield synthetic_batch(self.sources, r["seed"], step, r["batch"], r["frames"], (r["patch"], r["patch"]))
+            yield recipe_batch(self.sources, self.recipe, step, "numpy")
             step += stride
+
+
+def recipe_batch(sources: Sources, recipe: dict, step: int, renderer: str, device="cpu"):
+    """Training batch `step` of a recipe (its seed, shape and shares of still and mild clips)."""
+    settings = dataclasses.replace(TRAIN_SETTINGS, **{k: recipe[k] for k in SHARES})
+    return synthetic_batch(sources, recipe["seed"], step, recipe["batch"], recipe["frames"],
+                           (recipe["patch"], recipe["patch"]), renderer, device, settings)
 
 
 def batches(recipe: dict, sources: Sources | None, start: int, device: torch.device, workers: int):
     """The endless training stream from step `start`: rendered on `device` (torch synthesis), in DataLoader
     workers or in-process (NumPy synthesis), or cropped from a real GoPro-layout dataset."""
     r = recipe
-    size = (r["patch"], r["patch"])
     if r["data"] != "synthetic":
-        yield from gopro_batches(Path(r["data"]), r["seed"] * 100_003 + start, r["batch"], r["frames"], size)
+        yield from gopro_batches(Path(r["data"]), r["seed"] * 100_003 + start, r["batch"], r["frames"],
+                                 (r["patch"], r["patch"]))
     elif r["synthesis"] == "torch":
-        step = start
-        while True:
-            yield synthetic_batch(sources, r["seed"], step, r["batch"], r["frames"], size, "torch", device)
-            step += 1
+        yield from (recipe_batch(sources, recipe, step, "torch", device) for step in itertools.count(start))
     else:
         yield from torch.utils.data.DataLoader(Batches(sources, recipe, start), batch_size=None,
                                                num_workers=workers, prefetch_factor=4 if workers else None)
@@ -149,15 +156,13 @@ def choose_synthesis(sources: Sources, recipe: dict, device: torch.device) -> st
     """torch on CUDA; on a CPU the faster of the NumPy and torch renderers, timed on two batches each."""
     if device.type == "cuda":
         return "torch"
-    r = recipe
-
     for i in range(len(sources)):  # load every photograph first: the timings are of rendering alone
         sources.image(i)
 
     def timed(renderer: str) -> float:
         start = time.perf_counter()
         for step in range(2):
-            synthetic_batch(sources, r["seed"], step, r["batch"], r["frames"], (r["patch"], r["patch"]), renderer)
+            recipe_batch(sources, recipe, step, renderer)
         return (time.perf_counter() - start) / 2
 
     return choose({"numpy": "numpy", "torch": "torch"}, timed)
@@ -182,7 +187,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     for key in ("batch", "frames", "patch", "decay_every", "warmup", "seed"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, help="override the recipe")
     parser.add_argument("--steps", type=int, help="steps to train in this run (default: the preset's total)")
-    for key in ("lr", "decay_rate"):
+    for key in ("lr", "decay_rate", *SHARES):
         parser.add_argument(f"--{key.replace('_', '-')}", type=float, help="override the recipe")
     parser.add_argument("--minutes", type=float, help="wall-clock budget of this run")
     parser.add_argument("--data", help="'synthetic' (default), or the root of a GoPro-layout dataset")
@@ -220,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     given = {k: getattr(args, k) for k in RECIPE if k != "steps" and getattr(args, k) is not None}
     given["device"] = device.type
     if resume is not None:
-        recipe = {**resume["recipe"], **(PRESETS[args.preset] if args.preset else {}), **given}
+        recipe = {**SHARES, **resume["recipe"], **(PRESETS[args.preset] if args.preset else {}), **given}
         if resume["recipe"]["device"] != device.type:
             recipe.update({k: given.get(k, "auto") for k in PER_DEVICE})
         model = STRCNN(**resume["config"])
@@ -228,8 +233,8 @@ def main(argv: list[str] | None = None) -> None:
         step, elapsed, best = resume["step"], resume["elapsed_s"], resume["best_gain"]
         torch.set_rng_state(resume["torch_rng"])
     else:
-        recipe = {**PRESETS[args.preset or "paper"], "data": "synthetic", "synthesis": "auto", "precision": "auto",
-                  "seed": 0, **given}
+        recipe = {**PRESETS[args.preset or "paper"], **SHARES, "data": "synthetic", "synthesis": "auto",
+                  "precision": "auto", "seed": 0, **given}
         torch.manual_seed(recipe["seed"])
         model = STRCNN(args.variant, m=args.m, width=args.width, residual=not args.no_residual)
         step, elapsed, best = 0, 0.0, -math.inf

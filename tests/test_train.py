@@ -83,10 +83,12 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(photos, tmp_path):
 
 def test_resume_keeps_the_recipe_unless_overridden(photos, tmp_path):
     out = tmp_path / "run"
-    train_main([*tiny(photos, out), "--precision", "bf16", "--steps", "1", "--eval-every", "100"])
+    train_main([*tiny(photos, out), "--precision", "bf16", "--still-share", "0.5", "--steps", "1",
+                "--eval-every", "100"])
     train_main(["--out", str(out), "--photos", str(photos), "--resume", "--steps", "1", "--eval-every", "100"])
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["recipe"]["precision"] == "bf16" and checkpoint["recipe"]["patch"] == 16
+    assert checkpoint["recipe"]["still_share"] == 0.5 and checkpoint["recipe"]["mild_share"] == 0.2
     assert checkpoint["config"]["width"] == 8 and checkpoint["step"] == 2
     train_main(["--out", str(out), "--photos", str(photos), "--resume", "--steps", "1", "--eval-every", "100",
                 "--precision", "fp32", "--lr", "1e-3"])
