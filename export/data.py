@@ -124,6 +124,9 @@ class Sources:
         """The photographs of a gathered folder's manifest (one split, or all); a folder without a manifest
         gives all its images."""
         folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder; gather the photographs with `python -m export.photos "
+                                    f"{folder}`")
         if (folder / "manifest.json").is_file():
             files = [e["file"] for e in read_manifest(folder) if split is None or e["split"] == split]
         else:

@@ -1,9 +1,8 @@
 """``python -m export.quantize``: the int8 (CPU) and fp16 (GPU) variants of an exported fp32 model.
 
 int8: static QDQ quantization (ONNX Runtime's quantizer), per-channel signed 8-bit weights and unsigned 8-bit
-activations, calibrated on clips rendered from the gathered training photographs (scikit-image sample images
-where they have not been gathered; never the validation or test photographs) with the recurrent state the fp32
-model produces along each clip. fp16: weights and arithmetic in float16 with float32
+activations, calibrated on clips rendered from the gathered training photographs (never the validation or test
+photographs) with the recurrent state the fp32 model produces along each clip. fp16: weights and arithmetic in float16 with float32
 inputs and outputs, so callers and the state handling are unchanged.
 
 Each variant is written as ``NAME.PRECISION.onnx`` with its sidecar beside the fp32 model; its quality against
@@ -32,24 +31,14 @@ from .data import Sources, synthetic_batch, test_clips
 from .onnx import load_checkpoint, to_onnx, write_atomic, write_sidecar
 
 
-CALIBRATION_IMAGES = ("hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
-
-
-def calibration_sources(photos: Path = Path("data/photos")) -> Sources:
-    """The gathered training photographs, or colour sample images of scikit-image that no evaluation uses."""
-    if (photos / "manifest.json").is_file():
-        return Sources.folder(photos, "train")
-    return Sources.wheel(CALIBRATION_IMAGES)
-
-
 class Calibration(CalibrationDataReader):
     """Feeds of (frames, F_in, h_in) along rendered training clips, the state coming from the fp32 model."""
 
-    def __init__(self, model_path: Path, clips: int, frames: int, size: tuple[int, int]) -> None:
+    def __init__(self, model_path: Path, sources: Sources, clips: int, frames: int, size: tuple[int, int]) -> None:
         session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
         meta = json.loads(model_path.with_suffix(".json").read_text())
         window, width = 2 * meta["m"] + 1, meta["width"]
-        blurry, _ = synthetic_batch(calibration_sources(), 20261127, 0, clips, frames, size)
+        blurry, _ = synthetic_batch(sources, 20261127, 0, clips, frames, size)
         self.feeds = []
         for clip in blurry.numpy():
             state = [np.zeros((1, c, size[0] // 2, size[1] // 2), np.float32) for c in (width // 2, width)]
@@ -64,12 +53,12 @@ class Calibration(CalibrationDataReader):
         return next(self._iter, None)
 
 
-def quantize_int8(fp32: Path, out: Path, clips: int = 8, frames: int = 8, size=(96, 128)) -> None:
+def quantize_int8(fp32: Path, out: Path, sources: Sources, clips: int = 8, frames: int = 8, size=(96, 128)) -> None:
     """Static QDQ int8 quantization of `fp32` into `out`, calibrated on rendered training clips."""
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(Path(tmp) / "int8.onnx"), Calibration(fp32, clips, frames, size),
+        quantize_static(str(prepared), str(Path(tmp) / "int8.onnx"), Calibration(fp32, sources, clips, frames, size),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, per_channel=True)
         proto = onnx.load(Path(tmp) / "int8.onnx")
@@ -116,14 +105,25 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, nargs="?", default=Path("weights/strcnn_dtb.onnx"),
                         help="the fp32 .onnx (with its sidecar)")
+    parser.add_argument("--photos", type=Path, default=Path("data/photos"),
+                        help="the gathered photographs; int8 calibrates on their training split")
     parser.add_argument("--precision", choices=("int8", "fp16"), action="append",
                         help="variants to write (default: both)")
     args = parser.parse_args(argv)
+    precisions = args.precision or ["int8", "fp16"]
+    if "int8" in precisions:
+        try:
+            sources = Sources.folder(args.photos, "train")
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"int8 calibration needs the gathered photographs: {e}") from None
     reference = test_psnr(args.model)
     print(f"fp32 {args.model}: test PSNR {reference:.3f} dB")
-    for precision in args.precision or ["int8", "fp16"]:
+    for precision in precisions:
         out = args.model.with_name(f"{args.model.stem}.{precision}.onnx")
-        (quantize_int8 if precision == "int8" else convert_fp16)(args.model, out)
+        if precision == "int8":
+            quantize_int8(args.model, out, sources)
+        else:
+            convert_fp16(args.model, out)
         psnr = test_psnr(out)
         side = json.loads(out.with_suffix(".json").read_text())
         side["quality_vs_fp32"] = {"test_psnr_db": round(psnr, 3), "fp32_test_psnr_db": round(reference, 3),

@@ -94,16 +94,17 @@ def test_shipped_model_follows_the_contract():
     assert model.config() == {k: side[k] for k in ("variant", "m", "width", "residual")}
 
 
-def test_int8_and_fp16_variants_follow_the_contract_and_stay_close(tmp_path):
+def test_int8_and_fp16_variants_follow_the_contract_and_stay_close(tmp_path, photos):
     import warnings
 
+    from export.data import Sources
     from export.quantize import convert_fp16, quantize_int8
     from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
 
     torch.manual_seed(3)
     path = tmp_path / "m.onnx"
     export(STRCNN("dtb", m=1, width=8), path, trained=False)
-    quantize_int8(path, tmp_path / "m.int8.onnx", clips=2, frames=4, size=(32, 48))
+    quantize_int8(path, tmp_path / "m.int8.onnx", Sources.folder(photos, "train"), clips=2, frames=4, size=(32, 48))
     convert_fp16(path, tmp_path / "m.fp16.onnx")
     clip = np.random.default_rng(0).random((4, 20, 26, 3), dtype=np.float32)
     outputs = {}
