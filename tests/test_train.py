@@ -16,6 +16,7 @@ pytest.importorskip("skimage")
 
 from export import data  # noqa: E402
 from export.__main__ import main as export_main  # noqa: E402
+from export.curve import draw, read_log  # noqa: E402
 from export.model import STRCNN  # noqa: E402
 from export.train import main as train_main, train_step  # noqa: E402
 from strcnn_sdk import Deblurrer, UntrainedModelWarning  # noqa: E402
@@ -51,6 +52,10 @@ def test_train_resume_export_and_run(photos, tmp_path):
     assert resumed["step"] == 3 and resumed["elapsed_s"] >= first["elapsed_s"]
     log = (out / "log.txt").read_text()
     assert "start step 2" in log and "validation gain" in log and "test gain" in log and "data" in log
+    legs, figures = read_log(out / "log.txt")
+    assert [leg["device"] for leg in legs] == ["cpu", "cpu"] and legs[1]["hours"] >= legs[0]["hours"] == 0
+    assert len(figures["validation"]) == len(figures["test"]) == log.count(" h validation gain") == 2
+    assert draw(out / "log.txt", tmp_path / "curve.png") == figures and (tmp_path / "curve.png").stat().st_size
 
     export_main(["--checkpoint", str(out / "last.pt"), "--out", str(tmp_path / "mine.onnx")])
     with warnings.catch_warnings():
