@@ -152,13 +152,13 @@ def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: 
         training, quality = meta.get("training") or {}, meta.get("quality") or {}
         typer.echo(f"  trained: {training.get('steps', '?')} steps, {training.get('hours', '?')} h on "
                    f"{training.get('hardware', '?')}")
-        typer.echo(f"  quality: held-out PSNR gain {quality.get('heldout_psnr_gain_db', '?')} dB, GoPro pairs "
-                   f"{quality.get('gopro_psnr_gain_db', '?')} dB (see MODEL_CARD.md)")
+        figures = ", ".join(f"{key.removesuffix('_psnr_gain_db')} {value:+.3f} dB" for key, value in quality.items()
+                            if key.endswith("_psnr_gain_db"))
+        typer.echo(f"  PSNR gain over the blurry input: {figures or 'not measured'} (see MODEL_CARD.md)")
     else:
         typer.echo("  trained: NO (random weights: runs, but does not deblur)")
     if "quality_vs_fp32" in meta:
-        typer.echo(f"  {meta['precision']} against fp32 on the held-out clips: "
-                   f"{-meta['quality_vs_fp32']['loss_db']:+.3f} dB")
+        typer.echo(f"  {meta['precision']} against fp32: {-meta['quality_vs_fp32']['loss_db']:+.3f} dB PSNR")
 
 
 def _parse_size(text: str) -> tuple[int, int]:
