@@ -25,6 +25,7 @@ import dataclasses
 import itertools
 import json
 import math
+import signal
 import time
 from pathlib import Path
 
@@ -311,7 +312,10 @@ def main(argv: list[str] | None = None) -> None:
     run_start = last_save = time.perf_counter()
     window = {"data": 0.0, "total": 0.0, "loss": 0.0, "n": 0}
     stop = min(recipe["steps"], step + args.steps) if args.steps is not None else recipe["steps"]
-    while step < stop:
+    signals: list[int] = []  # SIGTERM or Ctrl-C: finish the step, save last.pt, stop
+    previous = {s: signal.signal(s, lambda signum, frame: signals.append(signum))
+                for s in (signal.SIGTERM, signal.SIGINT)}
+    while step < stop and not signals:
         if args.minutes is not None and time.perf_counter() - run_start > args.minutes * 60:
             break
         t0 = time.perf_counter()
@@ -337,10 +341,13 @@ def main(argv: list[str] | None = None) -> None:
         if time.perf_counter() - last_save > args.save_minutes * 60:
             save_torch(args.out / "last.pt", checkpoint())
             last_save = time.perf_counter()
-    if step % args.eval_every:
+    if step % args.eval_every and not signals:
         report()
     save_torch(args.out / "last.pt", checkpoint())
-    log(f"stop step {step}: {elapsed / 3600:.3f} h in all, best validation gain {best:+.3f} dB")
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+    log(f"stop step {step}{' (signal)' if signals else ''}: {elapsed / 3600:.3f} h in all, best validation gain "
+        f"{best:+.3f} dB")
     log_file.close()
 
 

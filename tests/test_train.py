@@ -2,8 +2,10 @@
 to a model the runtime loads."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -122,3 +124,20 @@ def test_gpu_leg_command_runs_on_cpu_without_pyav(photos, tmp_path):
     assert "start step 1" in log and '"device": "cpu"' in log and "validation gain" in log
     check = subprocess.run([sys.executable, "-c", "import av"], env=env, capture_output=True)
     assert check.returncode != 0  # PyAV really was unimportable in that process
+
+
+def test_sigterm_saves_the_step_reached_and_stops(photos, tmp_path):
+    """Stopping the background run (kill, Ctrl-C) keeps its progress: last.pt holds the last step taken."""
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "export.train", *tiny(photos, out), "--steps", "100000",
+                                "--log-every", "1", "--eval-every", "100000"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while "step 3 loss" not in ((out / "log.txt").read_text() if (out / "log.txt").exists() else ""):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()[-2000:]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    log = (out / "log.txt").read_text()
+    assert f"stop step {checkpoint['step']} (signal)" in log and checkpoint["step"] >= 3
