@@ -126,9 +126,9 @@ def evaluate(model: STRCNN, clips, device: torch.device, precision: str) -> dict
     return summarize(rows)
 
 
-def choose(options: dict, timed) -> str:
-    """The option whose `timed(value)` (seconds) is smallest; prints the timings."""
-    timings = {name: timed(value) for name, value in options.items()}
+def choose(options: tuple[str, ...], timed) -> str:
+    """The option whose `timed(option)` (seconds) is smallest; prints the timings."""
+    timings = {option: timed(option) for option in options}
     print(f"timings, s: {json.dumps({k: round(v, 3) for k, v in timings.items()})}")
     return min(timings, key=timings.get)
 
@@ -150,7 +150,7 @@ def choose_precision(model: STRCNN, device: torch.device, shape: tuple) -> str:
             out.float().mean().backward()
         return (time.perf_counter() - start) / 2
 
-    return choose({"fp32": "fp32", "bf16": "bf16"}, timed)
+    return choose(("fp32", "bf16"), timed)
 
 
 def choose_synthesis(sources: Sources, recipe: dict, device: torch.device) -> str:
@@ -166,7 +166,7 @@ def choose_synthesis(sources: Sources, recipe: dict, device: torch.device) -> st
             recipe_batch(sources, recipe, step, renderer)
         return (time.perf_counter() - start) / 2
 
-    return choose({"numpy": "numpy", "torch": "torch"}, timed)
+    return choose(("numpy", "torch"), timed)
 
 
 def lr_at(recipe: dict, step: int) -> float:
