@@ -25,7 +25,8 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
-from strcnn_sdk.metrics import clip_row, summarize
+from strcnn_sdk.evaluation import evaluate_clips
+from strcnn_sdk.metrics import summarize
 
 from .data import Sources, synthetic_batch, test_clips
 from .onnx import load_checkpoint, to_onnx, write_atomic, write_sidecar
@@ -93,11 +94,7 @@ def test_psnr(path: Path) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UntrainedModelWarning)
         deblurrer = Deblurrer(Model(path, providers="cpu"))
-    rows = []
-    for name, blurry, sharp in test_clips():
-        deblurrer.reset()
-        rows.append(clip_row(name, blurry, np.stack(list(deblurrer.stream(blurry))), sharp))
-    return summarize(rows)["mean"]["psnr_model"]
+    return summarize(evaluate_clips(test_clips(), deblurrer, ssim=False))["mean"]["psnr_model"]
 
 
 def main(argv: list[str] | None = None) -> None:

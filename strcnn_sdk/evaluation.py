@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -33,13 +34,18 @@ def find_clips(root: Path) -> list[tuple[str, list[Path], list[Path]]]:
     return clips
 
 
-def evaluate_folder(root: Path, deblurrer: Deblurrer, ssim: bool = True) -> list[dict]:
-    """One row per clip (see `clip_row`), each clip a new stream."""
+def evaluate_clips(clips: Iterable[tuple[str, np.ndarray, np.ndarray]], deblurrer: Deblurrer,
+                   ssim: bool = True) -> list[dict]:
+    """One row per clip (name, blurry, sharp uint8 [T, H, W, 3]; see `clip_row`), each clip a new stream."""
     rows = []
-    for name, blur_paths, sharp_paths in find_clips(root):
-        blurry = [read_image(p) for p in blur_paths]
-        sharp = np.stack([read_image(p) for p in sharp_paths])
+    for name, blurry, sharp in clips:
         deblurrer.reset()
-        out = np.stack(list(deblurrer.stream(blurry)))
-        rows.append(clip_row(name, np.stack(blurry), out, sharp, ssim))
+        rows.append(clip_row(name, blurry, np.stack(list(deblurrer.stream(blurry))), sharp, ssim))
     return rows
+
+
+def evaluate_folder(root: Path, deblurrer: Deblurrer, ssim: bool = True) -> list[dict]:
+    """`evaluate_clips` over a folder's clips (see `find_clips`)."""
+    clips = ((name, np.stack([read_image(p) for p in blur]), np.stack([read_image(p) for p in sharp]))
+             for name, blur, sharp in find_clips(root))
+    return evaluate_clips(clips, deblurrer, ssim)
