@@ -4,6 +4,9 @@ installed), on the same weights, in one run, with the CPU's flags printed.
 Rows: PyTorch eager fp32; PyTorch bf16 autocast + channels_last; OpenVINO fp32 and bf16 (when ``openvino`` is
 importable); the SDK's Model.run with each shipped precision and with the one ``precision="auto"`` picks here.
 Each figure is the median of several runs after a warm-up, one step of the recurrent model at each size.
+
+``--device cuda`` measures the PyTorch model on the GPU instead (fp32, bf16 autocast + channels_last, and that
+step replayed as a CUDA graph): the baseline that an ONNX Runtime CUDA path has to beat.
 """
 
 from __future__ import annotations
@@ -36,6 +39,42 @@ def torch_rows(checkpoint: Path, frames: np.ndarray, state: list[np.ndarray], ru
                 return model_cl(x_cl, f, h)
 
         rows["PyTorch bf16 autocast + channels_last"] = median_seconds(bf16, runs)
+    return rows
+
+
+def cuda_rows(checkpoint: Path, frames: np.ndarray, state: list[np.ndarray], runs: int) -> dict[str, float]:
+    device = torch.device("cuda")
+    torch.backends.cudnn.benchmark = True
+    model = load_checkpoint(checkpoint).to(device)
+    x, f, h = (torch.from_numpy(a).to(device) for a in (frames, *state))
+
+    def timed(fn) -> float:
+        def synced():
+            fn()
+            torch.cuda.synchronize()
+        return median_seconds(synced, runs)
+
+    rows = {}
+    with torch.no_grad():
+        rows["PyTorch CUDA fp32 (TF32 convolutions)"] = timed(lambda: model(x, f, h))
+        model.to(memory_format=torch.channels_last)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+
+        def bf16():
+            with torch.autocast("cuda", torch.bfloat16, cache_enabled=False):
+                return model(x_cl, f, h)
+
+        rows["PyTorch CUDA bf16 autocast + channels_last"] = timed(bf16)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm up outside the capture, as CUDA graphs require
+            for _ in range(3):
+                bf16()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            bf16()
+        rows["PyTorch CUDA bf16 + channels_last, CUDA graph"] = timed(graph.replay)
     return rows
 
 
@@ -74,19 +113,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="640x480,1280x720", help="comma-separated WxH (even)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, help="threads for every engine (default: all cores)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: the PyTorch model on the GPU")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     fp32 = shipped_model_path("fp32")
-    print(f"cpu: {cpu_flags()}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
+    gpu = f"; gpu: {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
+    print(f"cpu: {cpu_flags()}{gpu}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
           f"weights {fp32.with_suffix('.pt').name}")
     rng = np.random.default_rng(0)
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.split("x"))
         frames = rng.random((1, 9, height, width), dtype=np.float32)
         state = [np.zeros((1, c, height // 2, width // 2), np.float32) for c in (32, 64)]
-        rows = {**torch_rows(fp32.with_suffix(".pt"), frames, state, args.runs),
-                **openvino_rows(fp32, frames, state, args.runs), **sdk_rows(frames, args.threads, args.runs)}
+        if args.device == "cuda":
+            rows = cuda_rows(fp32.with_suffix(".pt"), frames, state, args.runs)
+        else:
+            rows = {**torch_rows(fp32.with_suffix(".pt"), frames, state, args.runs),
+                    **openvino_rows(fp32, frames, state, args.runs), **sdk_rows(frames, args.threads, args.runs)}
         fastest_peer = min(v for k, v in rows.items() if not k.startswith("strcnn-sdk"))
         print(f"\n{width}x{height}, seconds per frame (median of {args.runs}):")
         for label, seconds in rows.items():

@@ -399,13 +399,19 @@ def batch_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([seed, step])
 
 
-def synthetic_batch(sources: Sources, seed: int, step: int, batch: int, frames: int, size: tuple[int, int],
-                    renderer: str = "numpy", device="cpu", settings: BlurSettings = TRAIN_SETTINGS):
-    """Training batch `step` as float32 tensors (blurry, sharp) [batch, frames, 3, H, W] in [0, 1]."""
+def plan_batch(sources: Sources, seed: int, step: int, batch: int, frames: int, size: tuple[int, int],
+               settings: BlurSettings = TRAIN_SETTINGS) -> tuple[list[Scene], np.random.Generator]:
+    """The scenes of training batch `step` and the generator that renders them: the CPU half of a batch,
+    which DataLoader workers can draw while the GPU renders and trains."""
+    rng = batch_rng(seed, step)
+    return [plan(rng, sources, frames, size, settings) for _ in range(batch)], rng
+
+
+def render_batch(scenes: Sequence[Scene], rng: np.random.Generator, sources: Sources, renderer: str = "numpy",
+                 device="cpu") -> tuple:
+    """Planned scenes as float32 tensors (blurry, sharp) [batch, frames, 3, H, W] in [0, 1]."""
     import torch
 
-    rng = batch_rng(seed, step)
-    scenes = [plan(rng, sources, frames, size, settings) for _ in range(batch)]
     if renderer == "torch":
         generator = torch.Generator(device=device)
         generator.manual_seed(int(rng.integers(2**62)))
@@ -413,6 +419,12 @@ def synthetic_batch(sources: Sources, seed: int, step: int, batch: int, frames: 
     pairs = [render(scene, sources, rng) for scene in scenes]
     return tuple(torch.from_numpy(np.stack([p[k] for p in pairs]).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255)
                  for k in (0, 1))
+
+
+def synthetic_batch(sources: Sources, seed: int, step: int, batch: int, frames: int, size: tuple[int, int],
+                    renderer: str = "numpy", device="cpu", settings: BlurSettings = TRAIN_SETTINGS):
+    """Training batch `step` as float32 tensors (blurry, sharp) [batch, frames, 3, H, W] in [0, 1]."""
+    return render_batch(*plan_batch(sources, seed, step, batch, frames, size, settings), sources, renderer, device)
 
 
 def eval_clips(sources: Sources, seed: int, clips_per_source: int) -> list[tuple[str, np.ndarray, np.ndarray]]:

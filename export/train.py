@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import math
 import signal
@@ -36,7 +35,8 @@ from torch.nn import functional as F
 from strcnn_sdk.metrics import clip_row, describe, summarize
 from strcnn_sdk.system import cpu_flags
 
-from .data import TRAIN_SETTINGS, Sources, gopro_batches, synthetic_batch, test_clips, validation_clips
+from .data import (TRAIN_SETTINGS, Scene, Sources, gopro_batches, plan_batch, render_batch, test_clips,
+                   validation_clips)
 from .model import STRCNN, VARIANTS
 from .onnx import save_torch
 
@@ -57,39 +57,53 @@ WEIGHT_DECAY = 1e-5  # the paper's lambda
 
 
 class Batches(torch.utils.data.IterableDataset):
-    """Training batches from step `start` on, in order; with DataLoader workers, worker i makes every
-    workers-th batch, so the stream is the same with any number of workers."""
+    """Training batches from step `start` on, in order: whole batches (NumPy synthesis), or only their scenes
+    (`plans_only`, for torch synthesis, which renders them on the training device). With DataLoader workers,
+    worker i makes every workers-th batch, so the stream is the same with any number of workers."""
 
-    def __init__(self, sources: Sources, recipe: dict, start: int) -> None:
-        self.sources, self.recipe, self.start = sources, recipe, start
+    def __init__(self, sources: Sources, recipe: dict, start: int, plans_only: bool = False) -> None:
+        self.sources, self.recipe, self.start, self.plans_only = sources, recipe, start, plans_only
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         step, stride = self.start + (info.id if info else 0), info.num_workers if info else 1
         while True:
-            yield recipe_batch(self.sources, self.recipe, step, "numpy")
+            scenes, rng = recipe_plan(self.sources, self.recipe, step)
+            yield (scenes, rng) if self.plans_only else render_batch(scenes, rng, self.sources)
             step += stride
 
 
-def recipe_batch(sources: Sources, recipe: dict, step: int, renderer: str, device="cpu"):
-    """Training batch `step` of a recipe (its seed, shape and shares of still and mild clips)."""
+def recipe_plan(sources: Sources, recipe: dict, step: int) -> tuple[list[Scene], np.random.Generator]:
+    """The scenes of training batch `step` of a recipe (its seed, shape and shares of still and mild clips)."""
     settings = dataclasses.replace(TRAIN_SETTINGS, **{k: recipe[k] for k in SHARES})
-    return synthetic_batch(sources, recipe["seed"], step, recipe["batch"], recipe["frames"],
-                           (recipe["patch"], recipe["patch"]), renderer, device, settings)
+    return plan_batch(sources, recipe["seed"], step, recipe["batch"], recipe["frames"],
+                      (recipe["patch"], recipe["patch"]), settings)
+
+
+def recipe_batch(sources: Sources, recipe: dict, step: int, renderer: str, device="cpu"):
+    """Training batch `step` of a recipe, rendered by `renderer` on `device`."""
+    return render_batch(*recipe_plan(sources, recipe, step), sources, renderer, device)
+
+
+def _as_is(item):
+    return item
 
 
 def batches(recipe: dict, sources: Sources | None, start: int, device: torch.device, workers: int):
-    """The endless training stream from step `start`: rendered on `device` (torch synthesis), in DataLoader
-    workers or in-process (NumPy synthesis), or cropped from a real GoPro-layout dataset."""
+    """The endless training stream from step `start`, drawn in DataLoader workers (or in-process without
+    them): whole batches with NumPy synthesis; scenes rendered here on `device` with torch synthesis, so
+    that the GPU is fed by many CPU cores. Or crops of a real GoPro-layout dataset."""
     r = recipe
     if r["data"] != "synthetic":
         yield from gopro_batches(Path(r["data"]), r["seed"] * 100_003 + start, r["batch"], r["frames"],
                                  (r["patch"], r["patch"]))
-    elif r["synthesis"] == "torch":
-        yield from (recipe_batch(sources, recipe, step, "torch", device) for step in itertools.count(start))
-    else:
-        yield from torch.utils.data.DataLoader(Batches(sources, recipe, start), batch_size=None,
-                                               num_workers=workers, prefetch_factor=4 if workers else None)
+        return
+    on_device = r["synthesis"] == "torch"
+    loader = torch.utils.data.DataLoader(Batches(sources, recipe, start, plans_only=on_device), batch_size=None,
+                                         collate_fn=_as_is if on_device else None, num_workers=workers,
+                                         prefetch_factor=4 if workers else None)
+    for item in loader:
+        yield render_batch(*item, sources, "torch", device) if on_device else item
 
 
 def autocast(device: torch.device, precision: str):
@@ -198,7 +212,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="a folder of further sharp training images (repeatable)")
     parser.add_argument("--synthesis", choices=("auto", "numpy", "torch"),
                         help="clip renderer (auto: torch on CUDA, the faster one on a CPU)")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader processes for NumPy synthesis")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader processes drawing the batches "
+                        "(with torch synthesis, their scenes)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="(default: auto, or the "
                                                                              "checkpoint's on resume)")
@@ -218,6 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every step has the same shapes
     args.out.mkdir(parents=True, exist_ok=True)
     source = args.resume_from or (args.out / "last.pt" if args.resume else None)
     if source is not None and not source.is_file():
