@@ -114,23 +114,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, help="threads for every engine (default: all cores)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: the PyTorch model on the GPU")
+    parser.add_argument("--checkpoint", type=Path, help="PyTorch weights (default: the shipped model's .pt)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    fp32 = shipped_model_path("fp32")
+    checkpoint = args.checkpoint or shipped_model_path("fp32").with_suffix(".pt")
     gpu = f"; gpu: {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
     print(f"cpu: {cpu_flags()}{gpu}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
-          f"weights {fp32.with_suffix('.pt').name}")
+          f"weights {checkpoint.name}")
     rng = np.random.default_rng(0)
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.split("x"))
         frames = rng.random((1, 9, height, width), dtype=np.float32)
         state = [np.zeros((1, c, height // 2, width // 2), np.float32) for c in (32, 64)]
         if args.device == "cuda":
-            rows = cuda_rows(fp32.with_suffix(".pt"), frames, state, args.runs)
+            rows = cuda_rows(checkpoint, frames, state, args.runs)
         else:
-            rows = {**torch_rows(fp32.with_suffix(".pt"), frames, state, args.runs),
-                    **openvino_rows(fp32, frames, state, args.runs), **sdk_rows(frames, args.threads, args.runs)}
+            rows = {**torch_rows(checkpoint, frames, state, args.runs),
+                    **openvino_rows(shipped_model_path("fp32"), frames, state, args.runs),
+                    **sdk_rows(frames, args.threads, args.runs)}
         fastest_peer = min(v for k, v in rows.items() if not k.startswith("strcnn-sdk"))
         print(f"\n{width}x{height}, seconds per frame (median of {args.runs}):")
         for label, seconds in rows.items():
