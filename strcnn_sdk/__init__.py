@@ -8,7 +8,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .deblurrer import Deblurrer
+from .deblurrer import Deblurrer, StreamState
 from .model import Model, UntrainedModelWarning
 
 try:
@@ -16,4 +16,4 @@ try:
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["Deblurrer", "Model", "UntrainedModelWarning", "__version__"]
+__all__ = ["Deblurrer", "Model", "StreamState", "UntrainedModelWarning", "__version__"]

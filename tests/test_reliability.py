@@ -184,7 +184,7 @@ def state_ranges(model: Model, frames) -> np.ndarray:
         sharp = deblurrer.push(frame)
         if sharp is not None:
             assert 0 <= sharp.min() and sharp.max() <= 1
-        f, h = deblurrer.state
+        f, h = deblurrer.state.F, deblurrer.state.h
         assert np.isfinite(f).all() and np.isfinite(h).all()
         ranges.append((f.min(), f.max(), h.min(), h.max()))
     for sharp in deblurrer.flush():

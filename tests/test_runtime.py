@@ -1,5 +1,6 @@
 """The runtime SDK: Model and Deblurrer against the PyTorch model, batching, threads, dtypes and errors."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
+from strcnn_sdk import Deblurrer, Model, StreamState, UntrainedModelWarning
 
 torch = pytest.importorskip("torch")
 
@@ -119,8 +120,8 @@ def test_bad_windows_raise_clear_errors(tiny_model):
         deblurrer.step([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 6, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)])
     with pytest.raises(ValueError, match="color"):
         Deblurrer(tiny_model, color="yuv")
-    with pytest.raises(ValueError, match="state must be"):
-        deblurrer.state = (np.zeros((1, 3, 4, 4), np.float32), np.zeros((1, 8, 4, 4), np.float32))
+    with pytest.raises(TypeError, match="state must be a StreamState"):
+        deblurrer.state = (np.zeros((1, 4, 4, 4), np.float32), np.zeros((1, 8, 4, 4), np.float32))
 
 
 def test_model_file_errors(tmp_path, tiny):
@@ -171,12 +172,99 @@ print("torch" in sys.modules)
     assert run.stdout.split() == ["False"]
 
 
-def test_assigned_state_must_fit_the_frames(tiny_model, rng):
+def test_assigned_state_must_fit_the_model_and_fixes_the_frame_size(tiny_model, rng):
     deblurrer = Deblurrer(tiny_model)
     deblurrer.step(rng.random((3, 8, 8, 3), dtype=np.float32))
-    deblurrer.state = tuple(np.zeros((1, c, 5, 5), np.float32) for c in tiny_model.state_channels)
-    with pytest.raises(ValueError, match="does not fit"):
-        deblurrer.step(rng.random((3, 8, 8, 3), dtype=np.float32))
+    state = deblurrer.state
+    with pytest.raises(ValueError, match="state must hold F"):
+        deblurrer.state = dataclasses.replace(state, F=np.zeros((1, 4, 5, 5), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        deblurrer.state = dataclasses.replace(state, h=np.full_like(state.h, np.nan))
+    other = Deblurrer(tiny_model)
+    other.state = state
+    with pytest.raises(ValueError, match="size changed mid-stream from 8x8 to 8x10"):
+        other.step(rng.random((3, 8, 10, 3), dtype=np.float32))
+
+
+def _streams(model: Model, clip: np.ndarray, handoff: int) -> np.ndarray:
+    """A clip pushed through one Deblurrer, or handed to a second one (state assigned) after `handoff` frames."""
+    first = Deblurrer(model)
+    out = [s for s in map(first.push, clip[:handoff]) if s is not None]
+    second = Deblurrer(model)
+    second.state = first.state
+    out += [s for s in map(second.push, clip[handoff:]) if s is not None] + second.flush()
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def tiny_m2(tmp_path_factory) -> Model:
+    """A tiny random model with m = 2 (5-frame windows)."""
+    torch = pytest.importorskip("torch")
+    from export.model import STRCNN
+    from export.onnx import export
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("tiny_m2") / "tiny_m2.onnx"
+    export(STRCNN("dtb", m=2, width=8), path, trained=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedModelWarning)
+        return Model(path, providers="cpu", threads=1)
+
+
+@pytest.mark.parametrize("which", ["shipped", "tiny_m2"])
+def test_state_hands_a_pushed_stream_over_exactly(which, tiny_m2, rng):
+    model = tiny_m2 if which == "tiny_m2" else Model(providers="cpu", threads=1, precision="fp32")
+    clip = rng.integers(0, 256, (2 * model.window + 1, 12, 20, 3), np.uint8)
+    whole = np.stack(list(Deblurrer(model).stream(clip)))
+    assert len(whole) == len(clip)
+    for k in range(0, model.window + 1):  # 0 to 2m+1 frames pushed into the first
+        np.testing.assert_array_equal(_streams(model, clip, k), whole, err_msg=f"handed over after {k} frames")
+
+
+def test_state_survives_a_restart_through_npz(tiny_model, rng, tmp_path):
+    clip = rng.random((5, 8, 8, 3), dtype=np.float32)
+    first = Deblurrer(tiny_model)
+    head = [s for s in map(first.push, clip[:3]) if s is not None]
+    first.state.save(tmp_path / "state.npz")
+    second = Deblurrer(tiny_model)
+    second.state = StreamState.load(tmp_path / "state.npz")
+    tail = [s for s in map(second.push, clip[3:]) if s is not None] + second.flush()
+    np.testing.assert_array_equal(np.stack(head + tail), np.stack(list(Deblurrer(tiny_model).stream(clip))))
+    assert [p.name for p in tmp_path.iterdir()] == ["state.npz"]  # no temporary file left
+    (tmp_path / "bad.npz").write_bytes(b"not a state")
+    with pytest.raises(ValueError, match="not a stream state"):
+        StreamState.load(tmp_path / "bad.npz")
+
+
+def test_a_step_that_raises_leaves_the_stream_as_it_was(tiny, rng, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedModelWarning)
+        model = Model(tiny[0], providers="cpu", threads=1)
+    clip = rng.random((6, 8, 8, 3), dtype=np.float32)
+    expected = list(Deblurrer(model).stream(clip))
+    real = model.session.run_with_iobinding
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    for fail_at in range(model.m, len(clip) + 1):  # a failure at every push that runs the model, and in flush
+        deblurrer, out = Deblurrer(model), []
+        for i, frame in enumerate(clip):
+            if i == fail_at:
+                monkeypatch.setattr(model.session, "run_with_iobinding", failing)
+                with pytest.raises(RuntimeError, match="injected"):
+                    deblurrer.push(frame)
+                monkeypatch.setattr(model.session, "run_with_iobinding", real)
+            sharp = deblurrer.push(frame)
+            if sharp is not None:
+                out.append(sharp)
+        if fail_at == len(clip):
+            monkeypatch.setattr(model.session, "run_with_iobinding", failing)
+            with pytest.raises(RuntimeError, match="injected"):
+                deblurrer.flush()
+            monkeypatch.setattr(model.session, "run_with_iobinding", real)
+        out += deblurrer.flush()
+        np.testing.assert_array_equal(np.stack(out), np.stack(expected), err_msg=f"failure at {fail_at}")
 
 
 def _cuda_usable() -> bool:
