@@ -4,16 +4,22 @@
     deblurrer = Deblurrer()              # the shipped model; CUDA where usable, else CPU
     sharp = deblurrer.push(frame)        # HxWx3 uint8 RGB in, the sharp frame one behind out (None at first)
     rest = deblurrer.flush()             # the frames still owed at the end of the stream
+
+    from strcnn_sdk import deblur_video
+    deblur_video("in.mp4", "out.mp4")    # what `strcnn deblur in.mp4 out.mp4` does
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from .deblurrer import Deblurrer, StreamState
 from .model import Model, UntrainedModelWarning
+from .pipeline import Cancelled, ProgressCallback, deblur_video
+from .video import Frame, MediaError, MediaWarning, iter_frames
 
 try:
     __version__ = version("strcnn-sdk")
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["Deblurrer", "Model", "StreamState", "UntrainedModelWarning", "__version__"]
+__all__ = ["Cancelled", "Deblurrer", "Frame", "MediaError", "MediaWarning", "Model", "ProgressCallback",
+           "StreamState", "UntrainedModelWarning", "__version__", "deblur_video", "iter_frames"]

@@ -9,9 +9,10 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import numpy as np
 import onnxruntime as ort
@@ -21,7 +22,7 @@ from . import __version__
 from .deblurrer import Deblurrer
 from .model import Model, UntrainedModelWarning, nvidia_driver_present, shipped_model_path
 from .system import cpu_flags, median_seconds, rss_mib
-from .video import Encoding, MediaError, Reader, check_codec, codec_for, is_video_path
+from .video import Encoding, MediaError, MediaWarning, Reader
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Online video deblurring (STRCNN+DTB) over ONNX Runtime.")
@@ -55,46 +56,32 @@ def load_model(model: Path | None, provider: str, threads: int | None, precision
 
 @app.command()
 def deblur(
-    # readable=False: the reader and writer check access themselves and say what is wrong in one line
-    source: Annotated[Path, typer.Argument(help="a video file, a folder of images, or a quoted glob", readable=False)],
-    output: Annotated[Path, typer.Argument(help="a video file (.mp4, .mkv, .webm, ...) or a folder for PNGs",
-                                           readable=False)],
+    source: Annotated[str, typer.Argument(help="a video file, a folder of images, or a quoted glob")],
+    output: Annotated[str, typer.Argument(help="a video file (.mp4, .mkv, .webm, ...) or a folder for PNGs")],
     model: ModelOption = None,
     provider: ProviderOption = "auto",
     threads: ThreadsOption = None,
     precision: PrecisionOption = "auto",
     codec: Annotated[Optional[str], typer.Option(help="video encoder (default: libx264; libvpx-vp9 for .webm)")] = None,
     crf: Annotated[int, typer.Option(help="quality: lower is better and larger")] = 18,
-    preset: Annotated[str, typer.Option(help="encoder speed preset")] = "medium",
+    preset: Annotated[str, typer.Option(help="encoder speed preset (x264's names; SVT-AV1 also takes 0-13)")] = "medium",
     pix_fmt: Annotated[str, typer.Option(help="pixel format; yuv420p plays everywhere")] = "yuv420p",
     fps: Annotated[str, typer.Option(help="frame rate of an image-sequence input, e.g. 25 or 30000/1001")] = "25",
-    side_by_side: Annotated[bool, typer.Option(help="write input and output side by side")] = False,
+    audio: Annotated[str, typer.Option(help="copy (where the output holds the codec, else encode), encode or none")
+                     ] = "copy",
+    side_by_side: Annotated[bool, typer.Option(help="write input and output side by side, labelled")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="overwrite an existing output")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress")] = False,
 ) -> None:
     """Deblur a video or an image sequence into a video or a folder of PNGs."""
-    from .pipeline import deblur_file
+    from .pipeline import deblur_video
 
-    if output.resolve() == source.resolve():
-        raise fail(f"{output}: the output would overwrite the input; choose another name")
-    if output.exists() and not force:
-        raise fail(f"{output} exists; pass --force to overwrite it")
-    if output.exists() and output.is_dir() != (not is_video_path(output)):
-        raise fail(f"{output} exists and is a {'folder' if output.is_dir() else 'file'}; choose another name")
-    try:
-        rate = Fraction(fps)
-        if rate <= 0:
-            raise ValueError
-    except (ValueError, ZeroDivisionError):
-        raise fail(f"--fps must be a positive number or fraction, got {fps!r}") from None
-    encoding = Encoding(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=rate)
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:
-        if is_video_path(output):
-            check_codec(codec_for(output, encoding))
-        deblurrer = Deblurrer(load_model(model, provider, threads, precision))
-        with _progress(quiet) as progress:
-            count = deblur_file(source, output, deblurrer, encoding, side_by_side, progress)
+        with _warnings_as_lines(), _progress(quiet) as progress:
+            count = deblur_video(source, output, model=load_model(model, provider, threads, precision), codec=codec,
+                                 crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps, audio=audio,
+                                 side_by_side=side_by_side, overwrite=force, progress=progress)
     except MediaError as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
@@ -107,8 +94,23 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show warnings (a stream left out, a re-encoded track, HDR input) as one `strcnn: warning:` line each."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        typer.echo(f"strcnn: warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", MediaWarning)
+        warnings.showwarning = show
+        yield
+
+
 class _progress:
-    """A progress bar with frames, fps and ETA on a terminal; nothing when quiet or not a terminal."""
+    """Progress on stderr: a bar with frames, fps and ETA on a terminal, else a line every few seconds (for logs
+    and pipes); nothing when quiet."""
+
+    EVERY_S = 5.0
 
     def __init__(self, quiet: bool) -> None:
         from rich.console import Console
@@ -116,11 +118,12 @@ class _progress:
                                    TimeRemainingColumn)
 
         console = Console(stderr=True)
+        self.lines = not quiet and not console.is_terminal
         self.bar = Progress(TextColumn("deblurring"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[fps]} fps"), TimeElapsedColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn(), console=console, disable=quiet or not console.is_terminal)
+                            TimeRemainingColumn(), console=console, disable=quiet or self.lines)
         self.task = self.bar.add_task("deblur", total=None, fps="-")
-        self.start = time.perf_counter()
+        self.start = self.last_line = time.perf_counter()
 
     def __enter__(self):
         self.bar.start()
@@ -130,8 +133,13 @@ class _progress:
         self.bar.stop()
 
     def __call__(self, done: int, total: int | None) -> None:
-        fps = done / max(time.perf_counter() - self.start, 1e-9)
+        now = time.perf_counter()
+        fps = done / max(now - self.start, 1e-9)
         self.bar.update(self.task, completed=done, total=total, fps=f"{fps:.1f}")
+        if self.lines and now - self.last_line >= self.EVERY_S:
+            self.last_line = now
+            eta = f", ETA {(total - done) / fps:.0f} s" if total and fps > 0 else ""
+            typer.echo(f"deblurring: {done}{f'/{total}' if total else ''} frames, {fps:.2f} fps{eta}", err=True)
 
 
 @app.command()
@@ -238,7 +246,7 @@ def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model,
     import av
     import cv2
 
-    from .pipeline import deblur_file
+    from .pipeline import deblur_video
     from .video import Colour, Frame, Source, open_atomic
 
     encoding = Encoding(preset=preset)
@@ -265,15 +273,15 @@ def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model,
             info = dataclasses.replace(reader.source, copy_streams=[])  # video only, as the encoder alone
         encoder = encode(Path(tmp) / "encoder.mp4", info, clip, encoding)
 
-        def through(path: Path, deblurrer: Deblurrer) -> float:
+        def through(path: Path, model: Model) -> float:
             start = time.perf_counter()
-            count = deblur_file(path, Path(tmp) / "out.mp4", deblurrer, encoding)
+            count = deblur_video(path, Path(tmp) / "out.mp4", model=model, preset=preset)
             (Path(tmp) / "out.mp4").unlink()
             return count / (time.perf_counter() - start)
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UntrainedModelWarning)
-            identity = Deblurrer(Model(shipped_model_path().with_name("identity.onnx"), providers="cpu"))
+            identity = Model(shipped_model_path().with_name("identity.onnx"), providers="cpu")
         whole = through(source, identity)
         size = f"{info.width}x{info.height}"
         typer.echo(f"pipeline {size} {source.name if source.parent != Path(tmp) else 'synthetic'}, libx264 {preset} "
@@ -283,7 +291,7 @@ def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model,
             short = Path(tmp) / "short.mp4"
             encode(short, info, clip[:model_frames], Encoding(preset="ultrafast"))
             alone = _model_fps(model, info.height, info.width, 3)
-            real = through(short, Deblurrer(model))
+            real = through(short, model)
             typer.echo(f"pipeline {size} with the model ({model.meta['precision']}): model alone {alone:.3f} fps, "
                        f"decode + model + encode {real:.3f} fps ({100 * real / alone:.0f}% of the model alone)")
 

@@ -6,17 +6,28 @@ converts and encodes behind it; bounded queues between them keep memory flat.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections import deque
+from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import av
+import cv2
 import numpy as np
 
 from .deblurrer import Deblurrer
-from .video import Encoding, Frame, Reader, open_atomic
+from .model import Model
+from .video import AUDIO_MODES, Encoding, Frame, MediaError, Reader, check_codec, codec_for, is_video_path, open_atomic
+
+# Called with (frames done, total frames or None) after each frame; returning False cancels the run.
+ProgressCallback = Callable[[int, "int | None"], "bool | None"]
+
+
+class Cancelled(Exception):
+    """The progress callback stopped `deblur_video`; no output was written."""
 
 _END = object()
 
@@ -72,11 +83,71 @@ def _items(q: queue.Queue, stages: Iterable[_Stage], stop: threading.Event):
         yield item
 
 
-def deblur_file(source: Path, output: Path, deblurrer: Deblurrer, encoding: Encoding = Encoding(),
-                side_by_side: bool = False, progress: Callable[[int, int | None], None] | None = None,
-                depth: int = 8) -> int:
-    """Deblur `source` (a video, an image folder or a glob) into `output` (a video or an image folder), written
-    atomically. `progress` is called with (frames done, total or None). Returns the number of frames written."""
+def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
+                 model: Model | str | os.PathLike | None = None, providers: str | Sequence = "auto",
+                 threads: int | None = None, precision: str = "auto", codec: str | None = None,
+                 crf: int | None = 18, preset: str | None = "medium", pix_fmt: str = "yuv420p",
+                 fps: Fraction | int | float | str = 25, audio: str = "copy", side_by_side: bool = False,
+                 overwrite: bool = False, progress: ProgressCallback | None = None) -> int:
+    """Deblur a video file (or a folder or quoted glob of images) into a video file or a folder of PNGs, as
+    ``strcnn deblur`` does: timing, colour, rotation and other streams kept, the output written atomically.
+
+    Each call is a new stream. `model` is a `Model` (shared, e.g. across calls), a path to an .onnx, or None for
+    the shipped one, opened with `providers`, `threads` and `precision`. `codec` (None: H.264, VP9 for .webm),
+    `crf`, `preset` and `pix_fmt` set the encoder; `fps` is the rate of an image-sequence input; `audio` is
+    "copy" (where the output can hold it, else encoded anew), "encode" or "none". `side_by_side` writes the input
+    and the output side by side, labelled. `progress(done, total)` is called after every frame; returning False
+    cancels (raising `Cancelled`, with nothing written). Returns the number of frames written; raises
+    `MediaError` for an input or output that cannot be used, naming it.
+    """
+    source, output = os.fspath(source), os.fspath(output)
+    if os.path.exists(output):
+        if os.path.exists(source) and os.path.samefile(source, output):
+            raise MediaError(f"{output}: the output would overwrite the input; choose another name")
+        if not overwrite:
+            raise MediaError(f"{output} exists; pass --force to overwrite it (overwrite=True in Python)")
+        if os.path.isdir(output) == is_video_path(Path(output)):
+            raise MediaError(f"{output} exists and is a {'folder' if os.path.isdir(output) else 'file'}; "
+                             f"choose another name")
+    if audio not in AUDIO_MODES:
+        raise MediaError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}")
+    encoding = Encoding(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=_rate(fps), audio=audio)
+    if is_video_path(Path(output)):
+        check_codec(codec_for(Path(output), encoding))
+    if not isinstance(model, Model):
+        model = Model(model, providers=providers, threads=threads, precision=precision)
+    return _deblur(Path(source), Path(output), Deblurrer(model), encoding, side_by_side, progress)
+
+
+def _rate(fps: Fraction | int | float | str) -> Fraction:
+    try:
+        rate = Fraction(fps)
+        if rate > 0:
+            return rate
+    except (ValueError, ZeroDivisionError, TypeError):
+        pass
+    raise MediaError(f"the frame rate (--fps) must be a positive number or fraction (25, 30000/1001), got {fps!r}")
+
+
+def _label(rgb: np.ndarray, text: str) -> None:
+    """Write a small label in the top-left corner, white on a dark outline, readable on any picture."""
+    scale = max(rgb.shape[0] / 540, 0.4)
+    origin = (int(8 * scale) + 2, int(28 * scale) + 6)
+    for colour, thickness in (((0, 0, 0), 4), ((255, 255, 255), 1)):
+        cv2.putText(rgb, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, max(1, round(thickness * scale)),
+                    cv2.LINE_AA)
+
+
+def _side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    pair = np.concatenate([before, after], axis=1)
+    _label(pair[:, :before.shape[1]], "input")
+    _label(pair[:, before.shape[1]:], "deblurred")
+    return pair
+
+
+def _deblur(source: Path, output: Path, deblurrer: Deblurrer, encoding: Encoding, side_by_side: bool,
+            progress: ProgressCallback | None, depth: int = 8) -> int:
+    """The pipeline of `deblur_video`: a reader thread, the model here, a writer thread."""
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(depth)
     restored: queue.Queue = queue.Queue(depth)
@@ -105,11 +176,11 @@ def deblur_file(source: Path, output: Path, deblurrer: Deblurrer, encoding: Enco
             def emit(sharp: np.ndarray) -> None:
                 nonlocal done
                 frame = pending.popleft()
-                rgb = np.concatenate([frame.rgb, sharp], axis=1) if side_by_side else sharp
+                rgb = _side_by_side(frame.rgb, sharp) if side_by_side else sharp
                 _put(restored, (rgb, frame.pts, frame.name), stop, [writing])
                 done += 1
-                if progress is not None:
-                    progress(done, info.frames)
+                if progress is not None and progress(done, info.frames) is False:
+                    raise Cancelled(f"cancelled after {done} frames; nothing written")
 
             try:
                 reading.start()  # inside the try: an interruption right after a start still stops the stage

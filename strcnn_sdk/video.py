@@ -3,13 +3,18 @@
 Colour: a video's own matrix and range are used to decode it (BT.709 assumed for untagged HD, BT.601 below
 720 lines, limited range when untagged) and the same are used to encode and tagged on the output, so colours
 survive a round trip. Timing: output frames keep the input's timestamps and time base, so constant rates stay
-exact (30000/1001) and variable rates keep their timestamps. Audio, subtitle and data streams are copied.
+exact (30000/1001) and variable rates keep their timestamps. Audio, subtitle and data streams are copied where
+the output container can hold them; otherwise audio is encoded to a codec it can hold, text subtitles are
+rewritten in its text format, and anything else is left out with a `MediaWarning` naming the stream.
 """
 
 from __future__ import annotations
 
 import glob
+import io
 import os
+import re
+import warnings
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -32,10 +37,26 @@ _MATRICES = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: C
 _DECODE = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 _ENCODE = Interpolation.AREA | Interpolation.ACCURATE_RND
 _BT709, _BT601 = 1, 6  # AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic codes
+_HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}  # AVColorTransferCharacteristic
+
+
+AUDIO_MODES = ("copy", "encode", "none")  # copy where the output holds the codec (else encode), always encode, drop
+# (codec the container must hold, encoder), in order of preference: AAC where it fits, Opus for WebM, MP3 for AVI
+_AUDIO_ENCODERS = (("aac", "aac"), ("opus", "libopus"), ("mp3", "libmp3lame"))
+_TEXT_SUBTITLES = ("subrip", "srt", "text", "mov_text", "webvtt", "ass", "ssa")
+_SUBTITLE_TARGETS = ("subrip", "mov_text", "webvtt")  # Matroska, MP4/MOV, WebM
+# x264's preset names as SVT-AV1's numeric presets (numbers pass through)
+_SVT_PRESETS = {"placebo": 0, "veryslow": 2, "slower": 4, "slow": 5, "medium": 7, "fast": 8, "faster": 9,
+                "veryfast": 10, "superfast": 11, "ultrafast": 12}
+_ASS_TAGS = re.compile(r"\{[^}]*\}")
 
 
 class MediaError(ValueError):
     """An input or output that cannot be read or written; the message says what and what to do."""
+
+
+class MediaWarning(UserWarning):
+    """A stream of the input that the output leaves out or converts; the message names it."""
 
 
 @dataclass
@@ -66,11 +87,14 @@ class Colour:
 
 @dataclass
 class Frame:
-    """One decoded picture as RGB uint8, with its timestamp in the stream's time base (None for images)."""
+    """One decoded picture as RGB uint8 [H, W, 3]: its presentation time in seconds (None for images), its
+    timestamp in the stream's time base (None where the frames are numbered at a constant rate) and, for an
+    image, its file name."""
 
     rgb: np.ndarray
     pts: int | None = None
     name: str | None = None
+    time: Fraction | None = None
 
 
 @dataclass
@@ -85,6 +109,7 @@ class Source:
     time_base: Fraction | None = None
     colour: Colour | None = None
     rotation: int = 0
+    aspect: Fraction | None = None  # sample (pixel) aspect ratio, where the input gives one
     copy_streams: list = field(default_factory=list)
 
 
@@ -94,14 +119,20 @@ def is_video_path(path: Path) -> bool:
                 or path.suffix == "")
 
 
+def _natural(path: Path) -> list:
+    """Sort key that orders numbers by value: frame2.png before frame10.png."""
+    return [(0, int(part), part) if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", str(path))]
+
+
 def _image_paths(spec: Path) -> list[Path]:
     if spec.is_dir():
         try:
-            paths = sorted(p for p in spec.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            paths = sorted((p for p in spec.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural)
         except OSError as e:
             raise MediaError(f"{spec}: folder not readable ({e.strerror or e})") from None
     else:
-        paths = sorted(Path(p) for p in glob.glob(str(spec)) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted((Path(p) for p in glob.glob(str(spec)) if Path(p).suffix.lower() in IMAGE_SUFFIXES),
+                       key=_natural)
     if not paths:
         raise MediaError(f"{spec}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     return paths
@@ -119,6 +150,15 @@ def read_image(path: Path) -> np.ndarray:
     if image is None:
         raise MediaError(f"{path}: not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def iter_frames(source: str | os.PathLike) -> Iterator[Frame]:
+    """The frames of a video file (or of a folder or quoted glob of images) in order, decoded as RGB uint8 with
+    their times: for an application that runs its own loop, e.g. into `Deblurrer.push`."""
+    with Reader(source) as reader:
+        for item in reader:
+            if isinstance(item, Frame):
+                yield item
 
 
 class Reader:
@@ -170,7 +210,11 @@ class Reader:
         numbered = "avi" in self.container.format.name.split(",")
         self.source = Source(self.spec, context.width, context.height, stream.frames or None,
                              stream.average_rate or stream.guessed_rate, None if numbered else stream.time_base,
-                             Colour.of(context, context.height), copy_streams=copy)
+                             Colour.of(context, context.height), aspect=context.sample_aspect_ratio or None,
+                             copy_streams=copy)
+        if context.color_trc in _HDR_TRANSFERS:
+            warnings.warn(f"{self.spec}: HDR video ({_HDR_TRANSFERS[context.color_trc]}); the model was trained on "
+                          f"SDR footage, so expect less gain and possible colour shifts", MediaWarning, stacklevel=3)
         return self._decode(stream)
 
     def _decode(self, stream) -> Iterator[Frame | av.Packet]:
@@ -184,10 +228,21 @@ class Reader:
                 for frame in packet.decode():
                     if count == 0:
                         self.source.rotation = int(frame.rotation or 0)
+                        size = frame.width, frame.height
+                        if frame.pts is None:  # a raw stream (.h264, .hevc): numbered at its frame rate
+                            self.source.time_base = None
+                            self.source.rate = stream.guessed_rate or stream.average_rate or None
+                    elif (frame.width, frame.height) != size:
+                        raise MediaError(f"{self.spec}: frame {count} is {frame.width}x{frame.height} but the "
+                                         f"video starts at {size[0]}x{size[1]}; a size change mid-video is not "
+                                         f"supported: cut the video there and deblur the parts separately")
                     count += 1
                     rgb = frame.reformat(format="rgb24", src_colorspace=_MATRICES[colour.matrix],
                                          src_color_range=colour.range, interpolation=_DECODE).to_ndarray()
-                    yield Frame(rgb, frame.pts if self.source.time_base is not None else None)
+                    if self.source.time_base is not None:
+                        yield Frame(rgb, frame.pts, time=frame.pts * self.source.time_base)
+                    else:
+                        yield Frame(rgb, None, time=(count - 1) / self.source.rate if self.source.rate else None)
         except av.FFmpegError as e:
             raise MediaError(f"{self.spec}: damaged video after {count} frames ({e.strerror or e})") from None
 
@@ -230,6 +285,7 @@ class Encoding:
     preset: str | None = "medium"
     pix_fmt: str = "yuv420p"
     fps: Fraction = Fraction(25)  # for image inputs, which carry no timing
+    audio: str = "copy"  # one of AUDIO_MODES
 
 
 def codec_for(path: Path, encoding: Encoding) -> str:
@@ -264,12 +320,28 @@ class Writer:
             self.container = av.open(str(path), "w")
         except av.FFmpegError as e:
             raise MediaError(f"{path}: cannot write this kind of file ({e.strerror or e})") from None
+        try:  # the container is closed again if anything below fails: no file handle or muxer is left open
+            self.stream = self._video_stream(codec, source, encoding)
+            self.extras = {}  # input stream index -> what carries its packets into the output
+            for template in source.copy_streams:
+                extra = _extra_stream(self.container, template, encoding.audio)
+                if extra is not None:
+                    self.extras[template.index] = extra
+            # Write the header now: the muxer may change a stream's time base there (mp4 wants 1/10000 or
+            # finer), and every packet must be encoded after that, or the first ones are stamped in the old one.
+            self.container.start_encoding()
+        except BaseException:
+            _close_quietly(self.container)
+            self.container = None
+            raise
+
+    def _video_stream(self, codec: str, source: Source, encoding: Encoding):
         rate = source.rate or encoding.fps
         stream = self.container.add_stream(codec, rate=rate)
         # AVI stores one frame per tick of a constant rate, so there frames are numbered; elsewhere the input's
         # timestamps are kept (variable rates included), and the encoder works in the input's time base too, so
         # that no timestamp is rounded to the frame rate
-        self.numbered = path.suffix.lower() == ".avi" or source.time_base is None
+        self.numbered = self.path.suffix.lower() == ".avi" or source.time_base is None
         self.time_base = 1 / Fraction(rate) if self.numbered else source.time_base
         stream.time_base = stream.codec_context.time_base = self.time_base
         subsampled = encoding.pix_fmt.startswith(("yuv420", "yuv422", "nv12"))
@@ -280,23 +352,23 @@ class Writer:
         context = stream.codec_context
         context.colorspace, context.color_range = colour.matrix, colour.range
         context.color_primaries, context.color_trc = colour.primaries, colour.trc
+        if source.aspect is not None:
+            context.sample_aspect_ratio = source.aspect
         options = {}
         if encoding.crf is not None:
             options["crf"] = str(encoding.crf)
             if codec == "libvpx-vp9":
                 options.update(b="0", **{"row-mt": "1"})  # constant quality, rows in parallel
-        if encoding.preset is not None and codec in ("libx264", "libx265", "libsvtav1"):
+        if encoding.preset is not None and codec in ("libx264", "libx265"):
             options["preset"] = str(encoding.preset)
+        elif encoding.preset is not None and codec == "libsvtav1":  # SVT-AV1 takes 0 (slowest) to 13
+            options["preset"] = str(_SVT_PRESETS.get(str(encoding.preset), encoding.preset))
         if codec == "libx265":
             options["x265-params"] = "log-level=error"  # x265 reports every setting on stderr otherwise
         stream.options = options
         if source.rotation:
             stream.set_display_rotation(source.rotation)
-        self.stream = stream
-        self.copies = {s.index: self.container.add_stream_from_template(s) for s in source.copy_streams}
-        # Write the header now: the muxer may change a stream's time base there (mp4 wants 1/10000 or finer),
-        # and every packet must be encoded after that, or the first ones are stamped in the old one.
-        self.container.start_encoding()
+        return stream
 
     def write(self, rgb: np.ndarray, pts: int | None = None, name: str | None = None) -> None:
         """Add one frame (HxWx3 RGB uint8) with its timestamp (None: the next one at the output rate)."""
@@ -317,15 +389,146 @@ class Writer:
         self.count += 1
 
     def copy(self, packet: av.Packet) -> None:
-        """Mux a packet of a copied stream (audio, subtitles) untouched."""
-        if self.container is not None and packet.stream.index in self.copies:
-            packet.stream = self.copies[packet.stream.index]
-            self.container.mux(packet)
+        """Carry a packet of another stream (audio, subtitles, data) into the output: copied, encoded anew or
+        rewritten, as decided when the output was opened."""
+        if self.container is not None and packet.stream.index in self.extras:
+            self.extras[packet.stream.index].write(packet)
 
     def close(self) -> None:
         if self.container is not None:
             self.container.mux(self.stream.encode(None))
+            for extra in self.extras.values():
+                extra.close()
             self.container.close()
+
+
+def _close_quietly(container) -> None:
+    """Close a container that is being abandoned after an error, which is what gets reported."""
+    try:
+        container.close()
+    except (ValueError, av.FFmpegError):
+        pass
+
+
+def _describe_stream(stream) -> str:
+    name = (getattr(stream.codec_context, "name", None) or stream.name or stream.metadata.get("handler_name")
+            or "unknown codec")
+    return f"stream #{stream.index} ({stream.type}, {name})"
+
+
+def _holds(format_name: str, template) -> bool:
+    """Whether a container of this format can hold a copy of `template`: its header is written to memory."""
+    probe = av.open(io.BytesIO(), "w", format=format_name)
+    try:
+        probe.add_stream_from_template(template)
+        probe.start_encoding()
+        return True
+    except (ValueError, av.FFmpegError):
+        return False
+    finally:
+        _close_quietly(probe)
+
+
+def _extra_stream(container, template, audio: str):
+    """How a non-video stream of the input goes into `container`: a copy where the container holds it (and, for
+    audio, `audio` is "copy"), else encoded audio or rewritten text subtitles; None (with a MediaWarning naming
+    the stream) where nothing fits, or for audio with `audio` "none"."""
+    fmt = container.format.name
+    what = _describe_stream(template)
+    if template.type == "audio":
+        if audio == "none":
+            return None
+        if audio == "copy" and _holds(fmt, template):
+            return _Copy(container, template)
+        encoder = next((e for codec, e in _AUDIO_ENCODERS if codec in container.supported_codecs
+                        and e in av.codecs_available), None)
+        if encoder is not None:
+            if audio == "copy":
+                warnings.warn(f"{what}: {fmt} cannot hold it; encoded as {encoder}", MediaWarning, stacklevel=4)
+            return _AudioEncoder(container, template, encoder)
+    elif _holds(fmt, template):
+        return _Copy(container, template)
+    elif template.type == "subtitle" and template.codec_context.name in _TEXT_SUBTITLES:
+        target = next((t for t in _SUBTITLE_TARGETS if t in container.supported_codecs), None)
+        if target is not None:
+            warnings.warn(f"{what}: {fmt} cannot hold it; rewritten as {target}", MediaWarning, stacklevel=4)
+            return _Subtitles(container, template, target)
+    warnings.warn(f"{what}: left out, {fmt} cannot hold it and it cannot be converted", MediaWarning, stacklevel=4)
+    return None
+
+
+class _Copy:
+    """Packets muxed untouched."""
+
+    def __init__(self, container, template) -> None:
+        self.container, self.stream = container, container.add_stream_from_template(template)
+
+    def write(self, packet: av.Packet) -> None:
+        packet.stream = self.stream
+        self.container.mux(packet)
+
+    def close(self) -> None:
+        pass
+
+
+class _AudioEncoder:
+    """Audio decoded and encoded anew (e.g. AAC into WebM, which holds Opus and Vorbis only), resampled to a
+    format and rate the encoder takes, in frames of its frame size."""
+
+    def __init__(self, container, template, encoder: str) -> None:
+        context, codec = template.codec_context, av.codec.Codec(encoder, "w")
+        rates = codec.audio_rates or ()
+        self.rate = context.sample_rate if not rates or context.sample_rate in rates else \
+            (48000 if 48000 in rates else max(rates))
+        self.container, self.source, self.resampler = container, template, None
+        self.stream = container.add_stream(encoder, rate=self.rate, layout=context.layout.name)
+        self.format = codec.audio_formats[0].name if codec.audio_formats else None
+
+    def write(self, packet: av.Packet | None) -> None:
+        for frame in self.source.codec_context.decode(packet):
+            if self.resampler is None:  # the encoder's frame size is known once the output is started
+                self.resampler = av.AudioResampler(self.format, self.stream.codec_context.layout, self.rate,
+                                                   frame_size=self.stream.codec_context.frame_size or None)
+            self._encode(self.resampler.resample(frame))
+
+    def _encode(self, frames) -> None:
+        for frame in frames:
+            self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        self.write(None)
+        if self.resampler is not None:
+            self._encode(self.resampler.resample(None))
+        self.container.mux(self.stream.encode(None))
+
+
+class _Subtitles:
+    """Text subtitles rewritten packet by packet into another text codec (SRT <-> mov_text <-> WebVTT, ASS to
+    plain text), with their timing."""
+
+    def __init__(self, container, template, target: str) -> None:
+        self.container, self.codec, self.target = container, template.codec_context.name, target
+        self.stream = container.add_mux_stream(target)
+        self.stream.time_base = template.time_base
+
+    def write(self, packet: av.Packet) -> None:
+        data = bytes(packet)
+        if self.codec == "mov_text":
+            text = data[2:2 + int.from_bytes(data[:2], "big")].decode("utf-8", "replace")
+        else:
+            text = data.decode("utf-8", "replace")
+            if self.codec in ("ass", "ssa"):  # ReadOrder,Layer,Style,Name,MarginL,MarginR,MarginV,Effect,Text
+                text = _ASS_TAGS.sub("", text.split(",", 8)[-1]).replace("\\N", "\n").replace("\\n", "\n")
+        payload = text.encode()
+        if self.target == "mov_text":
+            payload = len(payload).to_bytes(2, "big") + payload
+        out = av.Packet(payload)
+        out.pts, out.dts, out.duration, out.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+        out.stream = self.stream
+        self.container.mux(out)
+
+    def close(self) -> None:
+        pass
 
 
 @contextmanager
@@ -355,10 +558,7 @@ def open_atomic(path: Path, source: Source, encoding: Encoding, width: int) -> I
         raise MediaError(f"{path}: writing failed ({e.strerror or e})") from None
     finally:
         if writer is not None and writer.container is not None:
-            try:
-                writer.container.close()
-            except av.FFmpegError:
-                pass
+            _close_quietly(writer.container)
         if (tmp / "replaced").exists() and not path.exists():  # interrupted between the two renames
             os.replace(tmp / "replaced", path)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,9 +10,14 @@ import numpy as np
 from strcnn_sdk.video import Reader
 
 
+SUBTITLE = "Hello, world"
+
+
 def make_video(path: Path, frames: int = 8, size=(48, 64), rate=Fraction(25), pts=None, rotation=0,
-               audio=False, seed=0) -> np.ndarray:
-    """A small H.264 test clip of smooth random pictures; returns the RGB frames written."""
+               audio=False, seed=0, subtitle: str | None = None, timecode=False, aspect=None, trc=None) -> np.ndarray:
+    """A small H.264 test clip of smooth random pictures; returns the RGB frames written. Optionally with AAC
+    audio, a text subtitle stream of codec `subtitle` (subrip, mov_text) holding SUBTITLE, a timecode data
+    stream (MOV/MP4), a sample aspect ratio and a colour transfer tag."""
     rng = np.random.default_rng(seed)
     clip = np.stack([cv2.resize(rng.integers(0, 256, (6, 8, 3), np.uint8), size[::-1], interpolation=cv2.INTER_CUBIC)
                      for _ in range(frames)])
@@ -23,7 +28,16 @@ def make_video(path: Path, frames: int = 8, size=(48, 64), rate=Fraction(25), pt
             s.time_base = s.codec_context.time_base = Fraction(1, 1000)
         if rotation:
             s.set_display_rotation(rotation)
+        if timecode:
+            s.metadata["timecode"] = "01:00:00:00"
+        if aspect is not None:
+            s.codec_context.sample_aspect_ratio = aspect
+        if trc is not None:
+            s.codec_context.color_trc = trc
         a = c.add_stream("aac", rate=16000, layout="mono") if audio else None
+        t = c.add_mux_stream(subtitle) if subtitle else None
+        if t is not None:
+            t.time_base = Fraction(1, 1000)
         for i, rgb in enumerate(clip):
             f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             f.pts = pts[i] if pts is not None else i
@@ -36,6 +50,11 @@ def make_video(path: Path, frames: int = 8, size=(48, 64), rate=Fraction(25), pt
                 af.sample_rate, af.pts = 16000, start
                 c.mux(a.encode(af))
             c.mux(a.encode(None))
+        if t is not None:
+            text = SUBTITLE.encode()
+            sub = av.Packet(len(text).to_bytes(2, "big") + text if subtitle == "mov_text" else text)
+            sub.pts, sub.dts, sub.duration, sub.time_base, sub.stream = 0, 0, 200, Fraction(1, 1000), t
+            c.mux(sub)
         c.mux(s.encode(None))
     return clip
 
