@@ -78,8 +78,11 @@ def deblur(
 
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:
+        loaded = load_model(model, provider, threads, precision)
+        if not quiet:
+            typer.echo(f"model {loaded.path.name} on {loaded.provider}, precision {loaded.precision_reason}", err=True)
         with _warnings_as_lines(), _progress(quiet) as progress:
-            count = deblur_video(source, output, model=load_model(model, provider, threads, precision), codec=codec,
+            count = deblur_video(source, output, model=loaded, codec=codec,
                                  crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps, audio=audio,
                                  side_by_side=side_by_side, overwrite=force, progress=progress)
     except MediaError as e:
@@ -153,6 +156,7 @@ def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: 
     typer.echo(f"providers available: {', '.join(ort.get_available_providers())}; "
                f"NVIDIA driver: {'yes' if nvidia_driver_present() else 'no'}")
     typer.echo(f"provider in use: {loaded.provider}; threads: {threads or 'ONNX Runtime default (one per core)'}")
+    typer.echo(f"precision in use: {loaded.precision_reason}")
     typer.echo(f"model: {loaded.path}")
     typer.echo(f"  {meta.get('name')}: variant {meta.get('variant')}, m {meta['m']}, width {meta['width']}, "
                f"precision {meta.get('precision')}, opset {meta.get('opset')}")

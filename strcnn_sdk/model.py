@@ -41,6 +41,23 @@ def shipped_model_path(precision: str = "fp32", provider: str = "CPUExecutionPro
     return folder / ("strcnn_dtb.onnx" if precision == "fp32" else f"strcnn_dtb.{precision}.onnx")
 
 
+def _precision_reason(path: str | Path | None, precision: str, provider: str, meta: dict[str, Any]) -> str:
+    """Why the loaded variant runs, in words for `strcnn info` and logs."""
+    loaded = meta.get("precision", "fp32")
+    if path is not None:
+        return f"{loaded}: the model file given"
+    if precision != "auto":
+        return f"{loaded}: asked for"
+    if provider == "CUDAExecutionProvider":
+        why = "fp16 on CUDA"
+    elif cpu_has_int8_dot():
+        why = "int8 on this CPU, which has 8-bit dot-product instructions (VNNI, AMX or ARM dot product)"
+    else:
+        why = "fp32 on this CPU, which lacks 8-bit dot-product instructions (int8 would run slower)"
+    best = why.split()[0]
+    return f"{loaded}: auto picks {why}" + ("" if best == loaded else f"; the {best} variant is not installed")
+
+
 def nvidia_driver_present() -> bool:
     """True where the NVIDIA driver library loads: without it CUDA cannot work, so it is not even tried."""
     try:
@@ -50,18 +67,39 @@ def nvidia_driver_present() -> bool:
     return True
 
 
-def _resolve_providers(providers: str | Sequence[str]) -> list[str]:
-    if isinstance(providers, str):
-        if providers == "auto":
-            cuda = "CUDAExecutionProvider" in ort.get_available_providers() and nvidia_driver_present()
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+Provider = str | tuple[str, dict[str, Any]]
+# where each GPU provider keeps its tensors, as OrtValue device types; every other provider works in host memory
+_DEVICES = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda", "DmlExecutionProvider": "dml"}
+
+
+def _resolve_providers(providers: str | Provider | Sequence[Provider],
+                       device_id: int | None) -> list[tuple[str, dict[str, Any]]]:
+    """Providers as ONNX Runtime takes them, (name, options) in order of preference, ending with the CPU: from
+    "auto", our short names ("cuda", "cpu"), ONNX Runtime's names, or its (name, options) pairs; `device_id`
+    goes into the options of every GPU provider that does not set one."""
+    if providers == "auto":
+        cuda = "CUDAExecutionProvider" in ort.get_available_providers() and nvidia_driver_present()
+        providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+    elif isinstance(providers, str) or (isinstance(providers, tuple) and len(providers) == 2
+                                        and isinstance(providers[1], dict)):
         providers = [providers]
-    resolved = [_PROVIDER_NAMES.get(p.lower(), p) for p in providers]
-    unknown = [p for p in resolved if p not in ort.get_available_providers()]
+    resolved = []
+    for entry in providers:
+        name, options = entry if isinstance(entry, tuple) else (entry, {})
+        if not isinstance(name, str) or not isinstance(options, dict):
+            raise TypeError(f"a provider is a name or a (name, options dict) pair, got {entry!r}")
+        name = _PROVIDER_NAMES.get(name.lower(), name)
+        options = {k: str(v) for k, v in options.items()}
+        if device_id is not None and name in _DEVICES:
+            options.setdefault("device_id", str(device_id))
+        resolved.append((name, options))
+    unknown = [name for name, _ in resolved if name not in ort.get_available_providers()]
     if unknown:
         raise ValueError(f"provider(s) {unknown} are not in this ONNX Runtime build; available: "
                          f"{ort.get_available_providers()} (or 'auto', 'cuda', 'cpu')")
-    return resolved if "CPUExecutionProvider" in resolved else [*resolved, "CPUExecutionProvider"]
+    if "CPUExecutionProvider" not in [name for name, _ in resolved]:
+        resolved.append(("CPUExecutionProvider", {}))
+    return resolved
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
@@ -83,32 +121,41 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
 
 class Model:
     """One ONNX Runtime session of a STRCNN model and its sidecar facts, shareable across streams and threads.
+    Close it (or use it in a ``with`` block) to free the session's memory at once.
 
     Args:
         path: an .onnx of the strcnn-onnx contract with its .json sidecar beside it; None for the shipped model.
         providers: "auto" (CUDA where a usable GPU is present, else CPU), "cuda", "cpu", or ONNX Runtime
-            provider names in order of preference.
+            providers in order of preference, as names or (name, options) pairs,
+            e.g. ``[("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]``.
         threads: intra-op threads of the session; None lets ONNX Runtime use one per physical core.
         precision: which shipped variant to load when `path` is None: "fp32", "int8" (quantized, for CPUs),
             "fp16" (for GPUs), or "auto": int8 on a CPU with 8-bit dot-product instructions (VNNI, AMX), fp16 on
-            CUDA, fp32 otherwise. Each variant's quality loss against fp32 is in its sidecar.
+            CUDA, fp32 otherwise. Each variant's quality loss against fp32 is in its sidecar; `precision_reason`
+            says why the one loaded was chosen.
+        device_id: the GPU to run on, for every GPU provider whose options do not name one.
+        session_options: an ``onnxruntime.SessionOptions`` to start from (profiling, custom thread pools,
+            optimisation level); `threads` still applies when given.
     """
 
-    def __init__(self, path: str | Path | None = None, providers: str | Sequence[str] = "auto",
-                 threads: int | None = None, precision: str = "auto") -> None:
+    def __init__(self, path: str | Path | None = None, providers: str | Provider | Sequence[Provider] = "auto",
+                 threads: int | None = None, precision: str = "auto", device_id: int | None = None,
+                 session_options: ort.SessionOptions | None = None) -> None:
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {threads}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        requested = _resolve_providers(providers)
-        if "CUDAExecutionProvider" in requested and hasattr(ort, "preload_dlls"):
+        requested = _resolve_providers(providers, device_id)
+        first = requested[0][0]
+        if first in _DEVICES and hasattr(ort, "preload_dlls"):
             ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
-        self.threads = threads
-        self._open(Path(path) if path is not None else shipped_model_path(precision, requested[0]), requested)
-        if path is None and precision == "auto" and self.provider != requested[0]:
-            self._open(shipped_model_path("auto", self.provider), [self.provider])  # the CPU's best variant
-        if requested[0] != "CPUExecutionProvider" and self.provider != requested[0]:
-            warnings.warn(f"{requested[0]} was requested but ONNX Runtime could not use it and runs on "
+        self.threads, self._session_options = threads, session_options
+        self._open(Path(path) if path is not None else shipped_model_path(precision, first), requested)
+        if path is None and precision == "auto" and self.provider != first:
+            self._open(shipped_model_path("auto", self.provider), [(self.provider, {})])  # the CPU's best variant
+        self.precision_reason = _precision_reason(path, precision, self.provider, self.meta)
+        if first != "CPUExecutionProvider" and self.provider != first:
+            warnings.warn(f"{first} was requested but ONNX Runtime could not use it and runs on "
                           f"{self.provider}; for CUDA install onnxruntime-gpu[cuda,cudnn] and an NVIDIA driver",
                           RuntimeWarning, stacklevel=2)
         if not self.meta.get("trained", False):
@@ -116,7 +163,7 @@ class Model:
                           f"Train one with `python -m export.train` and pass it as the model.",
                           UntrainedModelWarning, stacklevel=2)
 
-    def _open(self, path: Path, providers: list[str]) -> None:
+    def _open(self, path: Path, providers: list[tuple[str, dict[str, Any]]]) -> None:
         """Read and check the model file and its sidecar, and open the session."""
         self.path = path
         if not path.is_file():
@@ -127,18 +174,22 @@ class Model:
         if expected_hash is not None and hashlib.sha256(data).hexdigest() != expected_hash:
             raise ValueError(f"model sidecar {path.with_suffix('.json')} belongs to another model "
                              f"(its onnx_sha256 does not match {path.name}): re-export the pair")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.inter_op_num_threads = 1
+        options = self._session_options
+        if options is None:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.inter_op_num_threads = 1
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
         try:
-            self.session = ort.InferenceSession(data, options, providers=providers)
+            self.session = ort.InferenceSession(data, options, providers=[name for name, _ in providers],
+                                                provider_options=[opts for _, opts in providers])
         except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
             raise ValueError(f"model file {path} cannot be loaded by ONNX Runtime: "
                              f"{str(e).splitlines()[0]}") from None
         self.provider = self.session.get_providers()[0]
-        self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+        self.device = _DEVICES.get(self.provider, "cpu")
+        self.device_id = int(self.session.get_provider_options().get(self.provider, {}).get("device_id", 0))
         self._check_contract()
 
     @property
@@ -183,13 +234,29 @@ class Model:
 
     def zero_state(self, n: int, height: int, width: int) -> State:
         """The first step's state for n streams of padded height x width frames, on the session's device."""
-        return tuple(ort.OrtValue.ortvalue_from_numpy(
-            np.zeros((n, c, height // 2, width // 2), np.float32), self.device) for c in self.state_channels)
+        return self.state_from_numpy(*(np.zeros((n, c, height // 2, width // 2), np.float32)
+                                       for c in self.state_channels))
 
     def state_from_numpy(self, f: np.ndarray, h: np.ndarray) -> State:
         """Place a state given as numpy arrays on the session's device."""
-        return tuple(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a, np.float32), self.device)
-                     for a in (f, h))
+        return tuple(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a, np.float32), self.device,
+                                                      self.device_id) for a in (f, h))
+
+    def warmup(self, height: int, width: int) -> None:
+        """Run one step at a frame size, so that the first real frame does not pay for the session's allocations
+        and kernel choices at that size."""
+        padded = self.padded_size(height, width)
+        self.run(np.zeros((1, 3 * self.window, *padded), np.float32), self.zero_state(1, *padded))
+
+    def close(self) -> None:
+        """Release the session (and its memory, on the GPU too); the Model cannot run afterwards."""
+        self.session = None
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def run(self, frames: np.ndarray, state: State, sharp: np.ndarray | None = None) -> tuple[np.ndarray, State]:
         """One step: frames float32 [N, 3(2m+1), H, W] and a state -> sharp [N, 3, H, W] and the next state.
@@ -197,6 +264,8 @@ class Model:
         Input and output are bound explicitly (IOBinding), so on CUDA the state never leaves the device. `sharp`,
         a float32 array of the output's shape, receives the output in place (a buffer reused across steps).
         """
+        if self.session is None:
+            raise RuntimeError("this Model was closed")
         binding = self.session.io_binding()
         binding.bind_cpu_input("frames", frames)
         binding.bind_ortvalue_input("F_in", state[0])
@@ -205,8 +274,8 @@ class Model:
             binding.bind_ortvalue_output("sharp", ort.OrtValue.ortvalue_from_numpy(sharp))
         else:
             binding.bind_output("sharp", "cpu")
-        binding.bind_output("F_out", self.device)
-        binding.bind_output("h_out", self.device)
+        binding.bind_output("F_out", self.device, self.device_id)
+        binding.bind_output("h_out", self.device, self.device_id)
         self.session.run_with_iobinding(binding)
         out, f, h = binding.get_outputs()
         return (out.numpy() if sharp is None else sharp), (f, h)

@@ -299,3 +299,27 @@ def test_auto_precision_picks_int8_only_where_the_cpu_has_int8_dot_products():
         assert auto == shipped_model_path("fp32")
     with pytest.raises(ValueError, match="precision"):
         Model(precision="int4")
+
+
+def test_providers_as_onnx_runtime_spells_them_session_options_warmup_and_close(tiny):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedModelWarning)
+        with Model(tiny[0], providers=[("CPUExecutionProvider", {})], threads=1, session_options=options) as model:
+            assert model.provider == "CPUExecutionProvider" and model.device == "cpu"
+            assert model.session.get_session_options().log_severity_level == 3
+            assert model.precision_reason == "fp32: the model file given"
+            model.warmup(10, 14)
+            Deblurrer(model).step(np.zeros((3, 10, 14, 3), np.uint8))
+        with pytest.raises(RuntimeError, match="closed"):
+            model.run(np.zeros((1, 9, 8, 8), np.float32), ())
+        if "CUDAExecutionProvider" in ort.get_available_providers():  # a GPU build: the pair form must not crash
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # no usable GPU here: it runs on the CPU
+                assert Model(tiny[0], providers=[("CUDAExecutionProvider", {"device_id": 0})]).provider
+        with pytest.raises(TypeError, match="a provider is a name or a"):
+            Model(tiny[0], providers=[("CPUExecutionProvider", "fast")])
+    assert "asked for" in Model(providers="cpu", precision="fp32").precision_reason
