@@ -70,6 +70,8 @@ def deblur(
     audio: Annotated[str, typer.Option(help="copy (where the output holds the codec, else encode), encode or none")
                      ] = "copy",
     side_by_side: Annotated[bool, typer.Option(help="write input and output side by side, labelled")] = False,
+    tile: Annotated[str, typer.Option(help="tile side in pixels, to bound memory; auto: tiles of 512 above 1.5 "
+                                           "megapixels; off")] = "auto",
     force: Annotated[bool, typer.Option("--force", "-f", help="overwrite an existing output")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress")] = False,
 ) -> None:
@@ -78,13 +80,17 @@ def deblur(
 
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     try:
+        tiles = None if tile == "off" else "auto" if tile == "auto" else int(tile)
+    except ValueError:
+        raise fail(f"--tile must be auto, off or a number of pixels, got {tile!r}") from None
+    try:
         loaded = load_model(model, provider, threads, precision)
         if not quiet:
             typer.echo(f"model {loaded.path.name} on {loaded.provider}, precision {loaded.precision_reason}", err=True)
         with _warnings_as_lines(), _progress(quiet) as progress:
             count = deblur_video(source, output, model=loaded, codec=codec,
                                  crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps, audio=audio,
-                                 side_by_side=side_by_side, overwrite=force, progress=progress)
+                                 side_by_side=side_by_side, tile=tiles, overwrite=force, progress=progress)
     except MediaError as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
@@ -199,9 +205,17 @@ def bench(
     preset: Annotated[str, typer.Option(help="encoder preset of the pipeline test")] = "medium",
     pipeline_source: Annotated[Optional[Path], typer.Option(help="a video for the pipeline test (default: a "
                                                             "synthetic 1280x720 clip)")] = None,
+    tiling: Annotated[bool, typer.Option(help="instead: tiled against untiled output over a 1280x720 stream, and "
+                                              "the peak memory of a tiled 3840x2160 stream")] = False,
+    tiling_frames: Annotated[int, typer.Option(min=3, help="frames of the tiling comparison")] = 300,
 ) -> None:
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
     typer.echo(f"cpu: {cpu_flags()}; onnxruntime {ort.__version__}; rss {rss_mib():.0f} MiB")
+    if tiling:
+        first_precision = precisions.split(",")[0]
+        _bench_tiling(load_model(model, providers.split(",")[0], threads, first_precision), tiling_frames)
+        _bench_tiled_memory(model, threads)
+        return
     rng = np.random.default_rng(0)
     first = None  # the first model benchmarked also serves the memory and pipeline checks
     for provider in providers.split(","):
@@ -216,11 +230,63 @@ def bench(
                 streamed = median_seconds(lambda: deblurrer.push(frame), runs)
                 typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model "
                            f"{1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "
-                           f"({100 * (streamed / bare - 1):+.1f}% over the bare session), rss {rss_mib():.0f} MiB")
+                           f"(overhead {100 * (streamed / bare - 1):.1f}% of the bare session's time), rss {rss_mib():.0f} MiB")
     if stream_steps:
         _bench_memory(first, _parse_size(stream_size), stream_steps)
     if pipeline:
         _bench_pipeline(pipeline_source, pipeline_frames, preset, first, model_frames)
+
+
+def _moving_clip(frames: int, width: int, height: int):
+    """A synthetic clip of smooth random detail panning sideways, frame by frame (uint8 RGB)."""
+    import cv2
+
+    base = cv2.resize(np.random.default_rng(1).integers(0, 256, (height // 8, width // 8, 3), np.uint8),
+                      (width, height), interpolation=cv2.INTER_CUBIC)
+    return (np.roll(base, 4 * i, axis=1) for i in range(frames))
+
+
+def _bench_tiling(model: Model, frames: int) -> None:
+    """PSNR between the tiled and the untiled output of one 1280x720 stream, frame by frame."""
+    from .deblurrer import TILE
+
+    untiled, tiled = Deblurrer(model, tile=None), Deblurrer(model, tile=TILE)
+    errors, start = [], time.perf_counter()
+
+    def compare(a: np.ndarray | None, b: np.ndarray | None) -> None:
+        if a is not None:
+            errors.append(np.mean((a.astype(np.float32) - b) ** 2))
+
+    for frame in _moving_clip(frames, 1280, 720):
+        compare(untiled.push(frame), tiled.push(frame))
+    for a, b in zip(untiled.flush(), tiled.flush()):
+        compare(a, b)
+    psnr = [10 * np.log10(255 ** 2 / max(e, 1e-10)) for e in errors]
+    typer.echo(f"tiling ({TILE} px tiles) against untiled, {model.path.name} ({model.meta['precision']}, "
+               f"{'trained' if model.trained else 'random weights'}), {len(errors)} frames of 1280x720: PSNR "
+               f"{10 * np.log10(255 ** 2 / max(np.mean(errors), 1e-10)):.2f} dB over the stream, worst frame "
+               f"{min(psnr):.2f} dB, last frame {psnr[-1]:.2f} dB ({time.perf_counter() - start:.0f} s)")
+
+
+def _bench_tiled_memory(model: Path | None, threads: int | None) -> None:
+    """Peak resident memory of a fresh process deblurring 3840x2160 frames with tiles, the fp32 model."""
+    import subprocess
+
+    code = ("import resource, sys, warnings; import numpy as np; from strcnn_sdk import Deblurrer, Model\n"
+            "warnings.simplefilter('ignore')\n"
+            "path, threads = sys.argv[1] or None, int(sys.argv[2]) or None\n"
+            "d = Deblurrer(Model(path, providers='cpu', threads=threads, precision='fp32'))\n"
+            "frame = np.random.default_rng(0).integers(0, 256, (2160, 3840, 3), np.uint8)\n"
+            "[d.push(frame) for _ in range(4)]\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(d._tiling))")
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, "-c", code, str(model or ""), str(threads or 0)], capture_output=True,
+                         text=True)
+    if run.returncode:
+        raise fail(f"the 3840x2160 memory check failed: {run.stderr.strip().splitlines()[-1]}")
+    peak, tiles = run.stdout.split()
+    typer.echo(f"3840x2160 fp32, tiled automatically ({tiles} tiles), 4 frames: peak rss {float(peak):.0f} MiB "
+               f"({(time.perf_counter() - start) / 4:.1f} s a frame)")
 
 
 def _model_fps(model: Model, height: int, width: int, runs: int) -> float:

@@ -31,6 +31,7 @@ class StreamState:
     width: int
     batched: bool  # frames came with a leading N axis
     dtype: str  # "uint8" or "float32": the stream's frame type
+    tile: int = 0  # tile side of a tiled stream, whose F and h hold every tile's state: [tiles * N, ...]; 0: none
 
     def save(self, path: str | Path) -> None:
         """Write the state to an .npz file, atomically (a crash never leaves a truncated state behind)."""
@@ -39,7 +40,7 @@ class StreamState:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, F=self.F, h=self.h, frames=self.frames, height=self.height, width=self.width,
-                         batched=self.batched, dtype=self.dtype)
+                         batched=self.batched, dtype=self.dtype, tile=self.tile)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -51,9 +52,52 @@ class StreamState:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return cls(F=data["F"], h=data["h"], frames=data["frames"], height=int(data["height"]),
-                           width=int(data["width"]), batched=bool(data["batched"]), dtype=str(data["dtype"]))
+                           width=int(data["width"]), batched=bool(data["batched"]), dtype=str(data["dtype"]),
+                           tile=int(data["tile"]))
         except (OSError, KeyError, ValueError) as e:
             raise ValueError(f"{path}: not a stream state written by StreamState.save ({e})") from None
+
+
+TILE = 512  # tile side when tiling switches on by itself
+OVERLAP = 64  # pixels shared by neighbouring tiles, blended with linear ramps
+# Frames above this many (padded) pixels are tiled when tile="auto": untiled, the CPU session needs about
+# 2.6 KB a pixel (2.6 GB at 1280x720), so this keeps a stream under about 4 GB.
+AUTO_TILE_PIXELS = 1_500_000
+
+
+class _Tiling:
+    """Same-size overlapping tiles covering a padded frame, each run as its own stream, and the weights that
+    blend their outputs: linear ramps across every overlap, normalised to sum to one at each pixel."""
+
+    def __init__(self, padded: tuple[int, int], tile: int, multiple: int) -> None:
+        self.tile = tile
+        size = self.size = (min(tile, padded[0]), min(tile, padded[1]))
+        overlap = min(OVERLAP, tile // 4) // multiple * multiple or multiple
+        ramps = [{start: self._ramp(length, start, side, overlap) for start in self._starts(length, side, overlap)}
+                 for length, side in zip(padded, size)]
+        self.boxes = [(y, x) for y in ramps[0] for x in ramps[1]]
+        self.weights = [ramps[0][y][:, None] * ramps[1][x][None, :] for y, x in self.boxes]
+        total = np.zeros(padded, np.float32)
+        for (y, x), weight in zip(self.boxes, self.weights):
+            total[y:y + size[0], x:x + size[1]] += weight
+        self.inverse = 1 / total
+
+    @staticmethod
+    def _starts(length: int, side: int, overlap: int) -> list[int]:
+        return [*range(0, length - side, side - overlap), length - side] if length > side else [0]
+
+    @staticmethod
+    def _ramp(length: int, start: int, side: int, overlap: int) -> np.ndarray:
+        ramp = np.ones(side, np.float32)
+        rising = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        if start > 0:
+            ramp[:overlap] = rising
+        if start + side < length:
+            ramp[side - overlap:] = rising[::-1]
+        return ramp
+
+    def __len__(self) -> int:
+        return len(self.boxes)
 
 
 class Deblurrer:
@@ -72,14 +116,25 @@ class Deblurrer:
     fixes the stream's size and dtype; a frame that differs raises ValueError until ``reset()``. A call that
     raises (a bad frame, a failed run, Ctrl-C) leaves the stream as it was before the call.
 
+    Large frames run in overlapping tiles of ``tile`` pixels, each tile a stream with its own state, blended
+    where they overlap: memory then grows with the tile, not the frame (3840x2160 fits in a few GB), and the
+    output stays within codec noise of the untiled one (`docs/BENCHMARKS.md`).
+
     Args:
         model: a `Model`, a path to an .onnx (with its .json sidecar), or None for the shipped model.
         color: "rgb", or "bgr" for OpenCV's channel order.
+        tile: tile side in pixels; "auto" tiles (with 512) only frames above 1.5 megapixels, which would need
+            more than about 4 GB untiled; None never tiles.
     """
 
-    def __init__(self, model: Model | str | Path | None = None, color: str = "rgb") -> None:
+    def __init__(self, model: Model | str | Path | None = None, color: str = "rgb",
+                 tile: int | str | None = "auto") -> None:
         self.model = model if isinstance(model, Model) else Model(model)
         self.color = check_color(color)
+        smallest = 4 * self.model.pad_multiple
+        if not (tile is None or tile == "auto" or (isinstance(tile, int) and tile >= smallest)):
+            raise ValueError(f"tile must be 'auto', None or a side of at least {smallest} pixels, got {tile!r}")
+        self.tile = tile
         self.reset()
 
     def reset(self) -> None:
@@ -94,6 +149,7 @@ class Deblurrer:
         self._spare: np.ndarray | None = None
         self._sharp: np.ndarray | None = None  # the model's output, likewise reused
         self._filled = 0  # frames of the window holding data (push/flush)
+        self._tiling: _Tiling | None = None  # with tiles, _state is a list of states, one per tile
 
     @property
     def state(self) -> StreamState | None:
@@ -102,9 +158,10 @@ class Deblurrer:
         if self._state is None:
             return None
         n, height, width = self._shape
-        f, h = (v.numpy().copy() for v in self._state)
+        states = self._state if self._tiling else [self._state]
+        f, h = (np.concatenate([state[k].numpy() for state in states]) for k in (0, 1))
         return StreamState(f, h, self._window[:, :3 * self._filled].copy(), height, width, self._batched,
-                           self._dtype.name)
+                           self._dtype.name, self._tiling.tile if self._tiling else 0)
 
     @state.setter
     def state(self, value: StreamState | None) -> None:
@@ -116,13 +173,15 @@ class Deblurrer:
                             f"{type(value).__name__}")
         f, h, frames = (np.asarray(a, np.float32) for a in (value.F, value.h, value.frames))
         cf, ch = self.model.state_channels
-        n = f.shape[0] if f.ndim == 4 else -1
         padded = self.model.padded_size(value.height, value.width)
-        half = (padded[0] // 2, padded[1] // 2)
-        if f.shape != (n, cf, *half) or h.shape != (n, ch, *half):
-            raise ValueError(f"state must hold F [N, {cf}, {half[0]}, {half[1]}] and h [N, {ch}, {half[0]}, "
-                             f"{half[1]}] for {value.height}x{value.width} frames with this model, got shapes "
-                             f"{f.shape} and {h.shape}")
+        tiling = _Tiling(padded, value.tile, self.model.pad_multiple) if value.tile else None
+        tiles = len(tiling) if tiling else 1
+        n = f.shape[0] // tiles if f.ndim == 4 else -1
+        half = tuple(side // 2 for side in (tiling.size if tiling else padded))
+        if f.shape != (tiles * n, cf, *half) or h.shape != (tiles * n, ch, *half) or n < 1:
+            raise ValueError(f"state must hold F [{tiles} x N, {cf}, {half[0]}, {half[1]}] and h [{tiles} x N, {ch}, "
+                             f"{half[0]}, {half[1]}] for {value.height}x{value.width} frames with this model"
+                             f"{f' in {tiles} tiles' if tiling else ''}, got shapes {f.shape} and {h.shape}")
         if frames.ndim != 4 or frames.shape[0] != n or frames.shape[1] % 3 or frames.shape[1] >= 3 * self.model.window \
                 or frames.shape[2:] != padded:
             raise ValueError(f"state's buffered frames must be [{n}, 3k, {padded[0]}, {padded[1]}] with k < "
@@ -132,10 +191,11 @@ class Deblurrer:
                              f"is not one a Deblurrer makes")
         if not (np.isfinite(f).all() and np.isfinite(h).all() and np.isfinite(frames).all()):
             raise ValueError("state contains NaN or infinite values")
-        state = self.model.state_from_numpy(f, h)
+        states = [self.model.state_from_numpy(f[i * n:(i + 1) * n], h[i * n:(i + 1) * n]) for i in range(tiles)]
         self.reset()
         self._shape, self._batched, self._dtype = (n, value.height, value.width), value.batched, np.dtype(value.dtype)
-        self._state = state
+        self._tiling = tiling
+        self._state = states if tiling else states[0]
         self._window = np.empty((n, 3 * self.model.window, *padded), np.float32)
         self._window[:, :frames.shape[1]] = frames
         self._filled = frames.shape[1] // 3
@@ -144,12 +204,13 @@ class Deblurrer:
     def _unchanged_on_error(self) -> Iterator[None]:
         """Undo whatever a call did to the stream if it raises. The window buffer needs no copy: a step writes
         only slots past the filled ones, and slides into the spare buffer once its run has succeeded."""
-        saved = (self._state, self._shape, self._batched, self._dtype, self._window, self._spare, self._filled)
+        saved = (self._state, self._shape, self._batched, self._dtype, self._window, self._spare, self._filled,
+                 self._tiling)
         try:
             yield
         except BaseException:
-            (self._state, self._shape, self._batched, self._dtype, self._window, self._spare,
-             self._filled) = saved
+            (self._state, self._shape, self._batched, self._dtype, self._window, self._spare, self._filled,
+             self._tiling) = saved
             raise
 
     def step(self, frames) -> np.ndarray:
@@ -242,7 +303,12 @@ class Deblurrer:
         if self._shape is None:
             self._shape, self._batched, self._dtype = shape, batched, dtype
             padded = self.model.padded_size(height, width)
-            self._state = self.model.zero_state(n, *padded)
+            tile = TILE if self.tile == "auto" and padded[0] * padded[1] > AUTO_TILE_PIXELS else self.tile
+            if isinstance(tile, int) and (padded[0] > tile or padded[1] > tile):
+                self._tiling = _Tiling(padded, tile, self.model.pad_multiple)
+                self._state = [self.model.zero_state(n, *self._tiling.size) for _ in self._tiling.boxes]
+            else:
+                self._state = self.model.zero_state(n, *padded)
             self._window = np.empty((n, 3 * self.model.window, *padded), np.float32)
         elif shape != self._shape or batched != self._batched:
             raise ValueError(f"frame size changed mid-stream from {self._describe(self._shape, self._batched)} "
@@ -259,10 +325,28 @@ class Deblurrer:
     def _planar(self, frames: np.ndarray) -> np.ndarray:
         return to_planar(frames, self.color, self.model.pad_multiple)
 
+    def _run_tiles(self) -> tuple[np.ndarray, list]:
+        """One step of every tile, each with its own state, blended into the whole frame."""
+        tiling, sharp = self._tiling, self._sharp
+        th, tw = tiling.size
+        sharp.fill(0)
+        out = np.empty((sharp.shape[0], 3, th, tw), np.float32)
+        states = []
+        for (y, x), weight, state in zip(tiling.boxes, tiling.weights, self._state):
+            crop = np.ascontiguousarray(self._window[:, :, y:y + th, x:x + tw])
+            _, new = self.model.run(crop, state, out)
+            sharp[:, :, y:y + th, x:x + tw] += out * weight
+            states.append(new)
+        sharp *= tiling.inverse
+        return sharp, states
+
     def _run(self, dtype: np.dtype) -> np.ndarray:
         if self._sharp is None:
             self._sharp = np.empty((self._window.shape[0], 3, *self._window.shape[2:]), np.float32)
-        sharp, state = self.model.run(self._window, self._state, self._sharp)
+        if self._tiling is None:
+            sharp, state = self.model.run(self._window, self._state, self._sharp)
+        else:
+            sharp, state = self._run_tiles()
         self._state = state
         _, height, width = self._shape
         out = from_planar(sharp, height, width, self.color, dtype)

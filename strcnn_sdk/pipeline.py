@@ -88,7 +88,8 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
                  threads: int | None = None, precision: str = "auto", codec: str | None = None,
                  crf: int | None = 18, preset: str | None = "medium", pix_fmt: str = "yuv420p",
                  fps: Fraction | int | float | str = 25, audio: str = "copy", side_by_side: bool = False,
-                 overwrite: bool = False, progress: ProgressCallback | None = None) -> int:
+                 tile: int | str | None = "auto", overwrite: bool = False,
+                 progress: ProgressCallback | None = None) -> int:
     """Deblur a video file (or a folder or quoted glob of images) into a video file or a folder of PNGs, as
     ``strcnn deblur`` does: timing, colour, rotation and other streams kept, the output written atomically.
 
@@ -96,7 +97,8 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     the shipped one, opened with `providers`, `threads` and `precision`. `codec` (None: H.264, VP9 for .webm),
     `crf`, `preset` and `pix_fmt` set the encoder; `fps` is the rate of an image-sequence input; `audio` is
     "copy" (where the output can hold it, else encoded anew), "encode" or "none". `side_by_side` writes the input
-    and the output side by side, labelled. `progress(done, total)` is called after every frame; returning False
+    and the output side by side, labelled. `tile` is the `Deblurrer`'s (large frames in tiles, to bound
+    memory). `progress(done, total)` is called after every frame; returning False
     cancels (raising `Cancelled`, with nothing written). Returns the number of frames written; raises
     `MediaError` for an input or output that cannot be used, naming it.
     """
@@ -116,7 +118,11 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
         check_codec(codec_for(Path(output), encoding))
     if not isinstance(model, Model):
         model = Model(model, providers=providers, threads=threads, precision=precision)
-    return _deblur(Path(source), Path(output), Deblurrer(model), encoding, side_by_side, progress)
+    try:
+        deblurrer = Deblurrer(model, tile=tile)
+    except ValueError as e:  # options are reported like the other options of a run
+        raise MediaError(str(e)) from None
+    return _deblur(Path(source), Path(output), deblurrer, encoding, side_by_side, progress)
 
 
 def _rate(fps: Fraction | int | float | str) -> Fraction:

@@ -323,3 +323,52 @@ def test_providers_as_onnx_runtime_spells_them_session_options_warmup_and_close(
         with pytest.raises(TypeError, match="a provider is a name or a"):
             Model(tiny[0], providers=[("CPUExecutionProvider", "fast")])
     assert "asked for" in Model(providers="cpu", precision="fp32").precision_reason
+
+
+def test_tiles_blend_into_the_untiled_output_and_hand_over_exactly(tiny_model, rng):
+    clip = rng.integers(0, 256, (5, 70, 100, 3), np.uint8)
+    untiled = np.stack(list(Deblurrer(tiny_model, tile=None).stream(clip))).astype(float)
+    tiled = np.stack(list(Deblurrer(tiny_model, tile=48).stream(clip))).astype(float)
+    assert 10 * np.log10(255 ** 2 / np.mean((tiled - untiled) ** 2)) > 35
+    first = Deblurrer(tiny_model, tile=48)
+    first.push(clip[0])
+    assert first.state.tile == 48 and first.state.F.shape[0] == 6  # 2 x 3 tiles of 48 px over 72 x 104
+    for k in range(1, 4):  # from the first frame on, the stream is tiled
+        first = Deblurrer(tiny_model, tile=48)
+        out = [s for s in map(first.push, clip[:k]) if s is not None]
+        second = Deblurrer(tiny_model, tile=None)  # the state brings its tiling along
+        second.state = first.state
+        out += [s for s in map(second.push, clip[k:]) if s is not None] + second.flush()
+        np.testing.assert_array_equal(np.stack(out), tiled.astype(np.uint8), err_msg=f"after {k} frames")
+    with pytest.raises(ValueError, match="tile must be"):
+        Deblurrer(tiny_model, tile=7)
+
+
+def test_auto_tiles_only_large_frames_and_a_failing_tile_leaves_the_stream_as_it_was(tiny, rng, monkeypatch):
+    from strcnn_sdk import deblurrer as module
+
+    monkeypatch.setattr(module, "AUTO_TILE_PIXELS", 40 * 40)
+    monkeypatch.setattr(module, "TILE", 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedModelWarning)
+        model = Model(tiny[0], providers="cpu", threads=1)
+    small, large = Deblurrer(model), Deblurrer(model)
+    small.push(rng.integers(0, 256, (40, 40, 3), np.uint8))
+    clip = rng.integers(0, 256, (4, 40, 48, 3), np.uint8)
+    large.push(clip[0])
+    assert small.state.tile == 0 and large.state.tile == 32
+    expected = list(Deblurrer(model).stream(clip))
+    real, calls = model.session.run_with_iobinding, []
+
+    def fails_on_the_second_tile(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("injected failure")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model.session, "run_with_iobinding", fails_on_the_second_tile)
+    with pytest.raises(RuntimeError, match="injected"):
+        large.push(clip[1])
+    monkeypatch.setattr(model.session, "run_with_iobinding", real)
+    out = [s for s in map(large.push, clip[1:]) if s is not None] + large.flush()
+    np.testing.assert_array_equal(np.stack(out), np.stack(expected))
