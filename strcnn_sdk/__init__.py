@@ -9,12 +9,27 @@
     deblur_video("in.mp4", "out.mp4")    # what `strcnn deblur in.mp4 out.mp4` does
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from .deblurrer import Deblurrer, StreamState
 from .model import Model, UntrainedModelWarning
-from .pipeline import Cancelled, ProgressCallback, deblur_video
-from .video import Frame, MediaError, MediaWarning, iter_frames
+
+if TYPE_CHECKING:
+    from .pipeline import Cancelled, ProgressCallback, deblur_video
+    from .video import Frame, MediaError, MediaWarning, iter_frames
+
+# The video API needs PyAV, imported on first use: frame-by-frame use (and training on a machine without PyAV)
+# does without it.
+_VIDEO = {"Cancelled": "pipeline", "ProgressCallback": "pipeline", "deblur_video": "pipeline", "Frame": "video",
+          "MediaError": "video", "MediaWarning": "video", "iter_frames": "video"}
+
+
+def __getattr__(name: str):
+    if name in _VIDEO:
+        return getattr(import_module(f".{_VIDEO[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 try:
     __version__ = version("strcnn-sdk")

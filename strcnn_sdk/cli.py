@@ -85,8 +85,6 @@ def deblur(
         raise fail(f"--tile must be auto, off or a number of pixels, got {tile!r}") from None
     try:
         loaded = load_model(model, provider, threads, precision)
-        if not quiet:
-            typer.echo(f"model {loaded.path.name} on {loaded.provider}, precision {loaded.precision_reason}", err=True)
         with _warnings_as_lines(), _progress(quiet) as progress:
             count = deblur_video(source, output, model=loaded, codec=codec,
                                  crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps, audio=audio,
@@ -96,7 +94,8 @@ def deblur(
     except KeyboardInterrupt:
         raise fail("interrupted; no output written", 130) from None
     if not quiet:
-        typer.echo(f"wrote {count} frame{'s' if count != 1 else ''} to {output}", err=True)
+        typer.echo(f"wrote {count} frame{'s' if count != 1 else ''} to {output} ({loaded.path.name} on "
+                   f"{loaded.provider}, {loaded.precision_reason})", err=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -137,9 +137,9 @@ def _rate(fps: Fraction | int | float | str) -> Fraction:
 
 def _label(rgb: np.ndarray, text: str) -> None:
     """Write a small label in the top-left corner, white on a dark outline, readable on any picture."""
-    scale = max(rgb.shape[0] / 540, 0.4)
+    scale, white = max(rgb.shape[0] / 540, 0.4), 255 if rgb.dtype == np.uint8 else 1.0
     origin = (int(8 * scale) + 2, int(28 * scale) + 6)
-    for colour, thickness in (((0, 0, 0), 4), ((255, 255, 255), 1)):
+    for colour, thickness in (((0, 0, 0), 4), ((white,) * 3, 1)):
         cv2.putText(rgb, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, max(1, round(thickness * scale)),
                     cv2.LINE_AA)
 

@@ -87,7 +87,8 @@ class Colour:
 
 @dataclass
 class Frame:
-    """One decoded picture as RGB uint8 [H, W, 3]: its presentation time in seconds (None for images), its
+    """One decoded picture as RGB [H, W, 3], uint8 (float32 in [0, 1] from video of more than 8 bits): its
+    presentation time in seconds (None for images), its
     timestamp in the stream's time base (None where the frames are numbered at a constant rate) and, for an
     image, its file name."""
 
@@ -153,8 +154,9 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def iter_frames(source: str | os.PathLike) -> Iterator[Frame]:
-    """The frames of a video file (or of a folder or quoted glob of images) in order, decoded as RGB uint8 with
-    their times: for an application that runs its own loop, e.g. into `Deblurrer.push`."""
+    """The frames of a video file (or of a folder or quoted glob of images) in order, decoded as RGB (uint8, or
+    float32 in [0, 1] for video of more than 8 bits) with their times: for an application that runs its own
+    loop, e.g. into `Deblurrer.push`."""
     with Reader(source) as reader:
         for item in reader:
             if isinstance(item, Frame):
@@ -219,6 +221,7 @@ class Reader:
 
     def _decode(self, stream) -> Iterator[Frame | av.Packet]:
         colour, count = self.source.colour, 0
+        deep = _bits(stream.codec_context.pix_fmt or "yuv420p") > 8
         try:
             for packet in self.container.demux(stream, *self.source.copy_streams):
                 if packet.stream is not stream:
@@ -237,8 +240,11 @@ class Reader:
                                          f"video starts at {size[0]}x{size[1]}; a size change mid-video is not "
                                          f"supported: cut the video there and deblur the parts separately")
                     count += 1
-                    rgb = frame.reformat(format="rgb24", src_colorspace=_MATRICES[colour.matrix],
-                                         src_color_range=colour.range, interpolation=_DECODE).to_ndarray()
+                    rgb = frame.reformat(format="rgb48le" if deep else "rgb24",
+                                         src_colorspace=_MATRICES[colour.matrix], src_color_range=colour.range,
+                                         interpolation=_DECODE).to_ndarray()
+                    if deep:  # more than 8 bits: float32 keeps them through the model
+                        rgb = rgb.astype(np.float32) / 65535
                     if self.source.time_base is not None:
                         yield Frame(rgb, frame.pts, time=frame.pts * self.source.time_base)
                     else:
@@ -371,7 +377,12 @@ class Writer:
         return stream
 
     def write(self, rgb: np.ndarray, pts: int | None = None, name: str | None = None) -> None:
-        """Add one frame (HxWx3 RGB uint8) with its timestamp (None: the next one at the output rate)."""
+        """Add one frame with its timestamp (None: the next one at the output rate): HxWx3 RGB, uint8, or float32
+        in [0, 1] from an input of more than 8 bits, which keeps its precision where the output has it (a pixel
+        format of more than 8 bits, or 16-bit PNGs)."""
+        deep = rgb.dtype == np.float32 and (self.container is None or _bits(self.encoding.pix_fmt) > 8)
+        rgb = (rgb * (65535 if deep else 255) + 0.5).astype(np.uint16 if deep else np.uint8) \
+            if rgb.dtype == np.float32 else rgb
         if self.container is None:
             out = self.path / (name if name else f"frame_{self.count:06d}.png")
             if not cv2.imwrite(str(out.with_suffix(".png")), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
@@ -380,7 +391,7 @@ class Writer:
             return
         if any(self.pad):
             rgb = np.pad(rgb, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le" if deep else "rgb24").reformat(
             format=self.encoding.pix_fmt, dst_colorspace=_MATRICES[self.colour.matrix],
             dst_color_range=self.colour.range, interpolation=_ENCODE)
         frame.pts = self.count if self.numbered or pts is None else pts
@@ -400,6 +411,14 @@ class Writer:
             for extra in self.extras.values():
                 extra.close()
             self.container.close()
+
+
+def _bits(pix_fmt: str) -> int:
+    """Bits per sample of a pixel format (8 for yuv420p, 10 for yuv420p10le)."""
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, TypeError):
+        return 8
 
 
 def _close_quietly(container) -> None:

@@ -194,3 +194,35 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
                                  str(IDENTITY)])
     assert result.exit_code == 0, result.output
     assert "deblurring: 3/3 frames" in result.output and "fps" in result.output
+
+
+def _ten_bit(path: Path, frames: int = 3) -> np.ndarray:
+    """A lossless 10-bit FFV1 clip of a grey ramp finer than 8 bits; returns its RGB as decoded (16-bit)."""
+    ramp = np.tile((np.linspace(100, 400, 64).round().astype(np.uint16) << 6)[None, :, None], (16, 1, 3))
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 16, "yuv444p10le"
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(ramp, format="rgb48le").reformat(format="yuv444p10le")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    return rgb48(path)[0]
+
+
+def rgb48(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb48le") for f in c.decode(video=0)]).astype(int)
+
+
+def test_ten_bit_video_keeps_ten_bits_through_the_model(tmp_path, identity):
+    source = _ten_bit(tmp_path / "in.mkv")
+    frames = list(iter_frames(tmp_path / "in.mkv"))
+    assert frames[0].rgb.dtype == np.float32 and len(np.unique(frames[0].rgb[0, :, 1])) > 60  # finer than 8 bits
+    deblur_video(tmp_path / "in.mkv", tmp_path / "out.mkv", model=identity, codec="ffv1", pix_fmt="yuv444p10le")
+    error = np.abs(rgb48(tmp_path / "out.mkv")[0] - source).max()
+    eight_bit = np.abs((source / 257).round() * 257 - source).max()  # what a pass through 8 bits costs
+    assert error < 64 < eight_bit, (error, eight_bit)  # within one 10-bit level
+    deblur_video(tmp_path / "in.mkv", tmp_path / "eight.mkv", model=identity, codec="ffv1", pix_fmt="yuv444p")
+    with av.open(str(tmp_path / "eight.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv444p"
