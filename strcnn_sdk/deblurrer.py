@@ -150,6 +150,9 @@ class Deblurrer:
         self._sharp: np.ndarray | None = None  # the model's output, likewise reused
         self._filled = 0  # frames of the window holding data (push/flush)
         self._tiling: _Tiling | None = None  # with tiles, _state is a list of states, one per tile
+        # Where the next state is written: the buffers of the state before, so that a long stream reuses two sets
+        # (on a GPU, ONNX Runtime's allocator does this on the device)
+        self._spare_state = None
 
     @property
     def state(self) -> StreamState | None:
@@ -205,12 +208,12 @@ class Deblurrer:
         """Undo whatever a call did to the stream if it raises. The window buffer needs no copy: a step writes
         only slots past the filled ones, and slides into the spare buffer once its run has succeeded."""
         saved = (self._state, self._shape, self._batched, self._dtype, self._window, self._spare, self._filled,
-                 self._tiling)
+                 self._tiling, self._spare_state)
         try:
             yield
         except BaseException:
             (self._state, self._shape, self._batched, self._dtype, self._window, self._spare, self._filled,
-             self._tiling) = saved
+             self._tiling, self._spare_state) = saved
             raise
 
     def step(self, frames) -> np.ndarray:
@@ -331,10 +334,10 @@ class Deblurrer:
         th, tw = tiling.size
         sharp.fill(0)
         out = np.empty((sharp.shape[0], 3, th, tw), np.float32)
-        states = []
-        for (y, x), weight, state in zip(tiling.boxes, tiling.weights, self._state):
+        states, spares = [], self._spare_state or [None] * len(tiling)
+        for (y, x), weight, state, spare in zip(tiling.boxes, tiling.weights, self._state, spares):
             crop = np.ascontiguousarray(self._window[:, :, y:y + th, x:x + tw])
-            _, new = self.model.run(crop, state, out)
+            _, new = self.model.run(crop, state, out, spare)
             sharp[:, :, y:y + th, x:x + tw] += out * weight
             states.append(new)
         sharp *= tiling.inverse
@@ -343,11 +346,16 @@ class Deblurrer:
     def _run(self, dtype: np.dtype) -> np.ndarray:
         if self._sharp is None:
             self._sharp = np.empty((self._window.shape[0], 3, *self._window.shape[2:]), np.float32)
+        if self.model.device == "cpu" and self._spare_state is None:
+            n, height, width = self._shape
+            size = self._tiling.size if self._tiling else self.model.padded_size(height, width)
+            spares = [self.model.zero_state(n, *size) for _ in (self._tiling.boxes if self._tiling else [0])]
+            self._spare_state = spares if self._tiling else spares[0]
         if self._tiling is None:
-            sharp, state = self.model.run(self._window, self._state, self._sharp)
+            sharp, state = self.model.run(self._window, self._state, self._sharp, self._spare_state)
         else:
             sharp, state = self._run_tiles()
-        self._state = state
+        self._state, self._spare_state = state, (self._state if self.model.device == "cpu" else None)
         _, height, width = self._shape
         out = from_planar(sharp, height, width, self.color, dtype)
         return out if self._batched else out[0]

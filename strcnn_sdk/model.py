@@ -238,8 +238,8 @@ class Model:
                                        for c in self.state_channels))
 
     def state_from_numpy(self, f: np.ndarray, h: np.ndarray) -> State:
-        """Place a state given as numpy arrays on the session's device."""
-        return tuple(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a, np.float32), self.device,
+        """Place a copy of a state given as numpy arrays on the session's device."""
+        return tuple(ort.OrtValue.ortvalue_from_numpy(np.array(a, np.float32, order="C"), self.device,
                                                       self.device_id) for a in (f, h))
 
     def warmup(self, height: int, width: int) -> None:
@@ -258,11 +258,13 @@ class Model:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def run(self, frames: np.ndarray, state: State, sharp: np.ndarray | None = None) -> tuple[np.ndarray, State]:
+    def run(self, frames: np.ndarray, state: State, sharp: np.ndarray | None = None,
+            next_state: State | None = None) -> tuple[np.ndarray, State]:
         """One step: frames float32 [N, 3(2m+1), H, W] and a state -> sharp [N, 3, H, W] and the next state.
 
         Input and output are bound explicitly (IOBinding), so on CUDA the state never leaves the device. `sharp`,
-        a float32 array of the output's shape, receives the output in place (a buffer reused across steps).
+        a float32 array of the output's shape, receives the output in place (a buffer reused across steps), and
+        so does `next_state`, a state of the same shape (not `state` itself), for the next state.
         """
         if self.session is None:
             raise RuntimeError("this Model was closed")
@@ -274,11 +276,15 @@ class Model:
             binding.bind_ortvalue_output("sharp", ort.OrtValue.ortvalue_from_numpy(sharp))
         else:
             binding.bind_output("sharp", "cpu")
-        binding.bind_output("F_out", self.device, self.device_id)
-        binding.bind_output("h_out", self.device, self.device_id)
+        if next_state is not None:
+            binding.bind_ortvalue_output("F_out", next_state[0])
+            binding.bind_ortvalue_output("h_out", next_state[1])
+        else:
+            binding.bind_output("F_out", self.device, self.device_id)
+            binding.bind_output("h_out", self.device, self.device_id)
         self.session.run_with_iobinding(binding)
         out, f, h = binding.get_outputs()
-        return (out.numpy() if sharp is None else sharp), (f, h)
+        return (out.numpy() if sharp is None else sharp), (next_state or (f, h))
 
     def __repr__(self) -> str:
         return (f"Model({str(self.path)!r}, variant={self.meta.get('variant')!r}, m={self.m}, "
