@@ -64,7 +64,8 @@ def deblur(
     precision: PrecisionOption = "auto",
     codec: Annotated[Optional[str], typer.Option(help="video encoder (default: libx264; libvpx-vp9 for .webm)")] = None,
     crf: Annotated[int, typer.Option(help="quality: lower is better and larger")] = 18,
-    preset: Annotated[str, typer.Option(help="encoder speed preset (x264's names; SVT-AV1 also takes 0-13)")] = "medium",
+    preset: Annotated[str, typer.Option(help="encoder speed preset (x264's names; SVT-AV1 also takes 0-13)")
+                      ] = "medium",
     pix_fmt: Annotated[str, typer.Option(help="pixel format; yuv420p plays everywhere")] = "yuv420p",
     fps: Annotated[str, typer.Option(help="frame rate of an image-sequence input, e.g. 25 or 30000/1001")] = "25",
     audio: Annotated[str, typer.Option(help="copy (where the output holds the codec, else encode), encode or none")
@@ -229,7 +230,8 @@ def bench(
                 streamed = median_seconds(lambda: deblurrer.push(frame), runs)
                 typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model "
                            f"{1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "
-                           f"(overhead {100 * (streamed / bare - 1):.1f}% of the bare session's time), rss {rss_mib():.0f} MiB")
+                           f"(overhead {100 * (streamed / bare - 1):.1f}% of the bare session's time), "
+                           f"rss {rss_mib():.0f} MiB")
     if stream_steps:
         _bench_memory(first, _parse_size(stream_size), stream_steps)
     if pipeline:
