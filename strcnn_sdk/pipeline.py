@@ -98,9 +98,9 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     `crf`, `preset` and `pix_fmt` set the encoder; `fps` is the rate of an image-sequence input; `audio` is
     "copy" (where the output can hold it, else encoded anew), "encode" or "none". `side_by_side` writes the input
     and the output side by side, labelled. `tile` is the `Deblurrer`'s (large frames in tiles, to bound
-    memory). `progress(done, total)` is called after every frame; returning False
-    cancels (raising `Cancelled`, with nothing written). Returns the number of frames written; raises
-    `MediaError` for an input or output that cannot be used, naming it.
+    memory). `progress(done, total)` is called after every frame; returning False cancels (raising `Cancelled`,
+    with nothing written). Returns the number of frames written; raises `MediaError` for an input, output or
+    option that cannot be used, naming it.
     """
     source, output = os.fspath(source), os.fspath(output)
     if os.path.exists(output):
