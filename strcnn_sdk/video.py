@@ -317,6 +317,8 @@ class Writer:
         self.width, self.height = width, source.height
         self.count = 0
         self.container = None
+        # float frames (from input of more than 8 bits) are written with 16 bits where the output keeps them
+        self.deep = not is_video_path(path) or _bits(encoding.pix_fmt) > 8
         if not is_video_path(path):
             path.mkdir()
             return
@@ -380,7 +382,7 @@ class Writer:
         """Add one frame with its timestamp (None: the next one at the output rate): HxWx3 RGB, uint8, or float32
         in [0, 1] from an input of more than 8 bits, which keeps its precision where the output has it (a pixel
         format of more than 8 bits, or 16-bit PNGs)."""
-        deep = rgb.dtype == np.float32 and (self.container is None or _bits(self.encoding.pix_fmt) > 8)
+        deep = rgb.dtype == np.float32 and self.deep
         rgb = (rgb * (65535 if deep else 255) + 0.5).astype(np.uint16 if deep else np.uint8) \
             if rgb.dtype == np.float32 else rgb
         if self.container is None:
