@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,8 @@ import numpy as np
 import onnx
 import torch
 from torch import Tensor, nn
+
+from strcnn_sdk.system import write_atomic
 
 from .model import STRCNN
 
@@ -157,22 +157,6 @@ def write_identity(onnx_path: Path, m: int = 1, width: int = 64) -> None:
                 variant="identity", onnx_sha256=hashlib.sha256(data).hexdigest())
     write_atomic(onnx_path, data)
     write_sidecar(onnx_path, side)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to `path` through a temporary file in the same folder, so a crash leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def write_sidecar(onnx_path: Path, side: dict[str, Any]) -> None:

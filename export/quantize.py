@@ -27,9 +27,10 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
 from strcnn_sdk.evaluation import evaluate_clips
 from strcnn_sdk.metrics import summarize
+from strcnn_sdk.system import write_atomic
 
 from .data import Sources, synthetic_batch, test_clips
-from .onnx import load_checkpoint, to_onnx, write_atomic, write_sidecar
+from .onnx import load_checkpoint, to_onnx, write_sidecar
 
 
 class Calibration(CalibrationDataReader):

@@ -7,6 +7,7 @@
 
     from strcnn_sdk import deblur_video
     deblur_video("in.mp4", "out.mp4")    # what `strcnn deblur in.mp4 out.mp4` does
+    deblur_many(["footage/"], "sharp/")  # what `strcnn deblur-many footage/ --out sharp/` does
 """
 
 from importlib import import_module
@@ -17,13 +18,15 @@ from .deblurrer import Deblurrer, StreamState
 from .model import Model, UntrainedModelWarning
 
 if TYPE_CHECKING:
+    from .many import Result, deblur_many
     from .pipeline import Cancelled, ProgressCallback, deblur_video
     from .video import Frame, MediaError, MediaWarning, iter_frames
 
 # The video API needs PyAV, imported on first use: frame-by-frame use (and training on a machine without PyAV)
 # does without it.
 _VIDEO = {"Cancelled": "pipeline", "ProgressCallback": "pipeline", "deblur_video": "pipeline", "Frame": "video",
-          "MediaError": "video", "MediaWarning": "video", "iter_frames": "video"}
+          "MediaError": "video", "MediaWarning": "video", "iter_frames": "video", "Result": "many",
+          "deblur_many": "many"}
 
 
 def __getattr__(name: str):
@@ -36,5 +39,5 @@ try:
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["Cancelled", "Deblurrer", "Frame", "MediaError", "MediaWarning", "Model", "ProgressCallback",
-           "StreamState", "UntrainedModelWarning", "__version__", "deblur_video", "iter_frames"]
+__all__ = ["Cancelled", "Deblurrer", "Frame", "MediaError", "MediaWarning", "Model", "ProgressCallback", "Result",
+           "StreamState", "UntrainedModelWarning", "__version__", "deblur_many", "deblur_video", "iter_frames"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import signal
 import sys
@@ -21,7 +22,8 @@ import typer
 from . import __version__
 from .deblurrer import Deblurrer
 from .model import Model, UntrainedModelWarning, nvidia_driver_present, shipped_model_path
-from .system import cpu_flags, median_seconds, rss_mib
+from .many import STATUSES
+from .system import cpu_flags, median_seconds, rss_mib, write_atomic
 from .video import Encoding, MediaError, MediaWarning, Reader
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -54,6 +56,24 @@ def load_model(model: Path | None, provider: str, threads: int | None, precision
     return loaded
 
 
+CodecOption = Annotated[Optional[str], typer.Option(help="video encoder (default: libx264; libvpx-vp9 for .webm)")]
+CrfOption = Annotated[int, typer.Option(help="quality: lower is better and larger")]
+PresetOption = Annotated[str, typer.Option(help="encoder speed preset (x264's names; SVT-AV1 also takes 0-13)")]
+PixFmtOption = Annotated[str, typer.Option(help="pixel format; yuv420p plays everywhere")]
+AudioOption = Annotated[str, typer.Option(help="copy (where the output holds the codec, else encode), encode or none")]
+SideBySideOption = Annotated[bool, typer.Option(help="write input and output side by side, labelled")]
+TileOption = Annotated[str, typer.Option(help="tile side in pixels, to bound memory; auto: tiles of 512 above 1.5 "
+                                              "megapixels; off")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress")]
+
+
+def _tile(tile: str) -> int | str | None:
+    try:
+        return None if tile == "off" else "auto" if tile == "auto" else int(tile)
+    except ValueError:
+        raise fail(f"--tile must be auto, off or a number of pixels, got {tile!r}") from None
+
+
 @app.command()
 def deblur(
     source: Annotated[str, typer.Argument(help="a video file, a folder of images, or a quoted glob")],
@@ -62,28 +82,22 @@ def deblur(
     provider: ProviderOption = "auto",
     threads: ThreadsOption = None,
     precision: PrecisionOption = "auto",
-    codec: Annotated[Optional[str], typer.Option(help="video encoder (default: libx264; libvpx-vp9 for .webm)")] = None,
-    crf: Annotated[int, typer.Option(help="quality: lower is better and larger")] = 18,
-    preset: Annotated[str, typer.Option(help="encoder speed preset (x264's names; SVT-AV1 also takes 0-13)")
-                      ] = "medium",
-    pix_fmt: Annotated[str, typer.Option(help="pixel format; yuv420p plays everywhere")] = "yuv420p",
+    codec: CodecOption = None,
+    crf: CrfOption = 18,
+    preset: PresetOption = "medium",
+    pix_fmt: PixFmtOption = "yuv420p",
     fps: Annotated[str, typer.Option(help="frame rate of an image-sequence input, e.g. 25 or 30000/1001")] = "25",
-    audio: Annotated[str, typer.Option(help="copy (where the output holds the codec, else encode), encode or none")
-                     ] = "copy",
-    side_by_side: Annotated[bool, typer.Option(help="write input and output side by side, labelled")] = False,
-    tile: Annotated[str, typer.Option(help="tile side in pixels, to bound memory; auto: tiles of 512 above 1.5 "
-                                           "megapixels; off")] = "auto",
+    audio: AudioOption = "copy",
+    side_by_side: SideBySideOption = False,
+    tile: TileOption = "auto",
     force: Annotated[bool, typer.Option("--force", "-f", help="overwrite an existing output")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Deblur a video or an image sequence into a video or a folder of PNGs."""
     from .pipeline import deblur_video
 
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
-    try:
-        tiles = None if tile == "off" else "auto" if tile == "auto" else int(tile)
-    except ValueError:
-        raise fail(f"--tile must be auto, off or a number of pixels, got {tile!r}") from None
+    tiles = _tile(tile)
     try:
         loaded = load_model(model, provider, threads, precision)
         with _warnings_as_lines(), _progress(quiet) as progress:
@@ -121,17 +135,18 @@ class _progress:
 
     EVERY_S = 5.0
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, what: str = "frames") -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
         console = Console(stderr=True)
         self.lines = not quiet and not console.is_terminal
-        self.bar = Progress(TextColumn("deblurring"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[fps]} fps"), TimeElapsedColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn(), console=console, disable=quiet or self.lines)
-        self.task = self.bar.add_task("deblur", total=None, fps="-")
+        self.bar = Progress(TextColumn("deblurring"), BarColumn(), MofNCompleteColumn(), TextColumn(what),
+                            TextColumn("{task.fields[fps]} fps"), TextColumn("{task.fields[note]}"),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                            disable=quiet or self.lines)
+        self.task = self.bar.add_task("deblur", total=None, fps="-", note="")
         self.start = self.last_line = time.perf_counter()
 
     def __enter__(self):
@@ -141,14 +156,114 @@ class _progress:
     def __exit__(self, *exc) -> None:
         self.bar.stop()
 
-    def __call__(self, done: int, total: int | None) -> None:
+    def __call__(self, done: int, total: int | None, note: str = "") -> None:
+        """`done` of `total` frames (None: unknown) written; `note` is shown beside, e.g. the videos done."""
         now = time.perf_counter()
         fps = done / max(now - self.start, 1e-9)
-        self.bar.update(self.task, completed=done, total=total, fps=f"{fps:.1f}")
+        self.bar.update(self.task, completed=done, total=total, fps=f"{fps:.1f}", note=note)
         if self.lines and now - self.last_line >= self.EVERY_S:
             self.last_line = now
             eta = f", ETA {(total - done) / fps:.0f} s" if total and fps > 0 else ""
-            typer.echo(f"deblurring: {done}{f'/{total}' if total else ''} frames, {fps:.2f} fps{eta}", err=True)
+            typer.echo(f"deblurring: {done}{f'/{total}' if total else ''} frames, {fps:.2f} fps{eta}"
+                       f"{f', {note}' if note else ''}", err=True)
+
+
+@app.command("deblur-many", help=(
+    "Deblur many videos into one folder: keeps going past a damaged file, and skips the outputs already made with "
+    "the same model and options, so an interrupted job can simply be run again.\n\n"
+    "Unlike `strcnn deblur`, where a folder is one image sequence, a folder here holds many videos: each one found "
+    "below it keeps its path below --out. A file given directly goes to --out/NAME. The exit status is 0 only if "
+    "no video failed."))
+def deblur_many(
+    inputs: Annotated[list[str], typer.Argument(help="video files, folders (searched recursively for videos), quoted "
+                                                     "globs, or manifests (.txt: one path a line)", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="the folder for the outputs (made if missing)",
+                                      show_default=False)],
+    suffix: Annotated[str, typer.Option(help="added to each output's name: clip.mp4 -> clip_sharp.mp4 with _sharp")
+                      ] = "",
+    ext: Annotated[Optional[str], typer.Option(help="the outputs' container, e.g. mkv (default: the input's for mp4, "
+                                                    "mov, mkv, webm and avi, else mkv)")] = None,
+    model: ModelOption = None,
+    provider: ProviderOption = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime threads (default: one per core; on Ray, 1 "
+                                                        "per worker, and each worker takes as many CPUs)")] = None,
+    precision: PrecisionOption = "auto",
+    codec: CodecOption = None,
+    crf: CrfOption = 18,
+    preset: PresetOption = "medium",
+    pix_fmt: PixFmtOption = "yuv420p",
+    audio: AudioOption = "copy",
+    side_by_side: SideBySideOption = False,
+    tile: TileOption = "auto",
+    jobs: Annotated[int, typer.Option(min=1, help="videos deblurred side by side on this machine, sharing one "
+                                                  "model")] = 1,
+    ray: Annotated[Optional[str], typer.Option(help="run on Ray Data: local (an instance on this machine), auto "
+                                                    "(the cluster this machine is in) or a cluster's address")
+                   ] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Ray workers, each with its own model (default: "
+                                                               "as many as the cluster's CPUs or GPUs hold)")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(min=0, help="GPUs each Ray worker takes (0.5: two per GPU)")
+                               ] = 0.0,
+    force: Annotated[bool, typer.Option("--force", "-f", help="deblur every video again, replacing its output")
+                     ] = False,
+    report: Annotated[Optional[Path], typer.Option(help="also write the summary as JSON to this file")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    from .many import deblur_many as run
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    options = dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side,
+                   tile=_tile(tile))
+    try:
+        with _warnings_as_lines(), _progress(quiet, "frames") as bar:
+            loaded = model if ray else load_model(model, provider, threads, precision)
+
+            def progress(job) -> None:
+                bar(job.frames_done, job.frames or None, f"{job.videos_done}/{job.videos} videos")
+
+            start = time.perf_counter()
+            results = run(inputs, out, model=loaded, providers=provider, threads=threads, precision=precision,
+                          suffix=suffix, ext=ext, force=force, jobs=jobs, ray=ray, workers=workers,
+                          gpus_per_worker=gpus_per_worker, progress=progress, **options)
+    except MediaError as e:
+        raise fail(str(e)) from None
+    for result in results:
+        for warning in result.warnings:
+            typer.echo(f"strcnn: warning: {result.source}: {warning}", err=True)
+    _summary(results, time.perf_counter() - start)
+    if report is not None:
+        _write_report(report, results)
+    if any(result.status == "cancelled" for result in results):
+        raise fail("interrupted; the videos done are kept, run the same command again to go on", 130)
+    if any(result.status == "failed" for result in results):
+        raise typer.Exit(1)
+
+
+def _summary(results: list, seconds: float) -> None:
+    """The job's table on standard output: each video's end, frames, time and speed, and the totals over the job's
+    `seconds`."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("input", "result", "frames", "seconds", "fps", "note", box=None, pad_edge=False)
+    for result in results:
+        table.add_row(result.source, result.status, "-" if result.frames is None else str(result.frames),
+                      f"{result.seconds:.1f}", "-" if result.fps is None else f"{result.fps:.2f}", result.note)
+    Console(width=max(Console().width, 160), soft_wrap=True).print(table)
+    counts = {status: sum(result.status == status for result in results) for status in STATUSES}
+    frames = sum(result.frames or 0 for result in results)
+    typer.echo(", ".join(f"{n} {status}" for status, n in counts.items() if n) +
+               f"; {frames} frames deblurred in {seconds:.1f} s ({frames / max(seconds, 1e-9):.2f} fps)")
+
+
+def _write_report(path: Path, results: list) -> None:
+    """The summary as JSON, written atomically: one entry per video and the counts of each end."""
+    videos = [dict(dataclasses.asdict(result), fps=result.fps) for result in results]
+    counts = {status: sum(result.status == status for result in results) for status in STATUSES}
+    try:
+        write_atomic(path, (json.dumps({"videos": videos, "counts": counts}, indent=2) + "\n").encode())
+    except OSError as e:
+        raise fail(f"{path}: the report could not be written ({e.strerror or e})") from None
 
 
 @app.command()
@@ -208,6 +323,9 @@ def bench(
     tiling: Annotated[bool, typer.Option(help="instead: tiled against untiled output over a 1280x720 stream, and "
                                               "the peak memory of a tiled 3840x2160 stream")] = False,
     tiling_frames: Annotated[int, typer.Option(min=3, help="frames of the tiling comparison")] = 300,
+    many: Annotated[int, typer.Option(min=0, help="instead: videos per hour of deblur-many over this many short "
+                                                  "320x240 clips, one after another and on a local Ray instance")] = 0,
+    many_frames: Annotated[int, typer.Option(min=3, help="frames of each clip of --many")] = 20,
 ) -> None:
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
     typer.echo(f"cpu: {cpu_flags()}; onnxruntime {ort.__version__}; rss {rss_mib():.0f} MiB")
@@ -215,6 +333,9 @@ def bench(
         first_precision = precisions.split(",")[0]
         _bench_tiling(load_model(model, providers.split(",")[0], threads, first_precision), tiling_frames)
         _bench_tiled_memory(model, threads)
+        return
+    if many:
+        _bench_many(model, threads, many, many_frames)
         return
     rng = np.random.default_rng(0)
     first = None  # the first model benchmarked also serves the memory and pipeline checks
@@ -238,13 +359,58 @@ def bench(
         _bench_pipeline(pipeline_source, pipeline_frames, preset, first, model_frames)
 
 
-def _moving_clip(frames: int, width: int, height: int):
+def _moving_clip(frames: int, width: int, height: int, seed: int = 1):
     """A synthetic clip of smooth random detail panning sideways, frame by frame (uint8 RGB)."""
     import cv2
 
-    base = cv2.resize(np.random.default_rng(1).integers(0, 256, (height // 8, width // 8, 3), np.uint8),
+    base = cv2.resize(np.random.default_rng(seed).integers(0, 256, (height // 8, width // 8, 3), np.uint8),
                       (width, height), interpolation=cv2.INTER_CUBIC)
     return (np.roll(base, 4 * i, axis=1) for i in range(frames))
+
+
+def _synthetic_video(path: Path, frames: int, width: int, height: int, seed: int = 1) -> Path:
+    """Write a `_moving_clip` as a 25 fps H.264 video (fast preset) for a benchmark; returns its path."""
+    from .video import Colour, Source, open_atomic
+
+    info = Source(path, width, height, frames, Fraction(25), Fraction(1, 25), Colour.default(height))
+    with open_atomic(path, info, Encoding(preset="ultrafast"), width) as writer:
+        for i, rgb in enumerate(_moving_clip(frames, width, height, seed)):
+            writer.write(rgb, i)
+    return path
+
+
+def _bench_many(model: Path | None, threads: int | None, videos: int, frames: int) -> None:
+    """Videos per hour of `deblur-many` over the same short clips, on this machine and on a local Ray instance."""
+    from .many import deblur_many
+
+    width, height = 320, 240
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = Path(tmp) / "clips"
+        clips.mkdir()
+        for i in range(videos):
+            _synthetic_video(clips / f"clip{i}.mp4", frames, width, height, seed=i)
+        arms = [("this machine, one video after another", None)]
+        try:
+            from .cluster import connect
+
+            start = time.perf_counter()
+            connect("local")
+            typer.echo(f"Ray {__import__('ray').__version__}: local instance started in "
+                       f"{time.perf_counter() - start:.1f} s (not counted below)")
+            arms.append(("Ray local, one worker per core", "local"))
+        except (ImportError, MediaError) as e:
+            typer.echo(f"Ray local: not measured ({e})")
+        rates = []
+        for name, ray in arms:
+            start = time.perf_counter()
+            results = deblur_many([clips], Path(tmp) / f"out-{len(rates)}", model=model, threads=threads, ray=ray)
+            seconds = time.perf_counter() - start
+            done = sum(result.status == "done" for result in results)
+            rates.append(done / seconds * 3600)
+            typer.echo(f"deblur-many {videos} clips of {frames} frames at {width}x{height}, {name}: {done} done in "
+                       f"{seconds:.1f} s = {rates[-1]:.0f} videos/hour")
+        if len(rates) == 2:
+            typer.echo(f"Ray local / this machine: {rates[1] / rates[0]:.2f}x")
 
 
 def _bench_tiling(model: Model, frames: int) -> None:
@@ -315,10 +481,9 @@ def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model,
     """The pipeline with an identity model against the encoder alone on the same frames (a video file's, or a
     synthetic 1280x720 clip's), and the pipeline with the real model against the model alone."""
     import av
-    import cv2
 
     from .pipeline import deblur_video
-    from .video import Colour, Frame, Source, open_atomic
+    from .video import Frame, Source, open_atomic
 
     encoding = Encoding(preset=preset)
 
@@ -332,13 +497,7 @@ def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model,
 
     with tempfile.TemporaryDirectory() as tmp:
         if source is None:
-            base = np.random.default_rng(1).integers(0, 256, (90, 160, 3), np.uint8)
-            clip = [Frame(np.roll(cv2.resize(base, (1280, 720), interpolation=cv2.INTER_CUBIC), 4 * i, axis=1), i)
-                    for i in range(frames)]
-            info = Source(Path(tmp) / "source.mp4", 1280, 720, frames, Fraction(25), Fraction(1, 25),
-                          Colour.default(720))
-            source = info.path
-            encode(source, info, clip, Encoding(preset="ultrafast"))
+            source = _synthetic_video(Path(tmp) / "source.mp4", frames, 1280, 720)
         with Reader(source) as reader:
             clip = [item for item in reader if isinstance(item, Frame)]
             info = dataclasses.replace(reader.source, copy_streams=[])  # video only, as the encoder alone

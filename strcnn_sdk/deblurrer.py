@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 
 from .frames import DTYPES, check_color, check_frames, from_planar, to_planar
 from .model import Model
+from .system import write_atomic
 
 
 @dataclass(frozen=True)
@@ -35,16 +35,10 @@ class StreamState:
 
     def save(self, path: str | Path) -> None:
         """Write the state to an .npz file, atomically (a crash never leaves a truncated state behind)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, F=self.F, h=self.h, frames=self.frames, height=self.height, width=self.width,
-                         batched=self.batched, dtype=self.dtype, tile=self.tile)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        buffer = io.BytesIO()
+        np.savez(buffer, F=self.F, h=self.h, frames=self.frames, height=self.height, width=self.width,
+                 batched=self.batched, dtype=self.dtype, tile=self.tile)
+        write_atomic(Path(path), buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> StreamState:

@@ -170,8 +170,9 @@ class Model:
             raise FileNotFoundError(f"model file {path} not found")
         self.meta = _read_sidecar(path)
         data = path.read_bytes()
+        self.sha256 = hashlib.sha256(data).hexdigest()  # which weights ran, recorded in every video written
         expected_hash = self.meta.get("onnx_sha256")
-        if expected_hash is not None and hashlib.sha256(data).hexdigest() != expected_hash:
+        if expected_hash is not None and self.sha256 != expected_hash:
             raise ValueError(f"model sidecar {path.with_suffix('.json')} belongs to another model "
                              f"(its onnx_sha256 does not match {path.name}): re-export the pair")
         options = self._session_options

@@ -6,6 +6,8 @@ converts and encodes behind it; bounded queues between them keep memory flat.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 import queue
 import threading
@@ -20,7 +22,8 @@ import numpy as np
 
 from .deblurrer import Deblurrer
 from .model import Model
-from .video import AUDIO_MODES, Encoding, Frame, MediaError, Reader, check_codec, codec_for, is_video_path, open_atomic
+from .video import (AUDIO_MODES, Encoding, Frame, MediaError, Reader, check_codec, codec_for, is_video_path,
+                    open_atomic)
 
 # Called with (frames done, total frames or None) after each frame; returning False cancels the run.
 ProgressCallback = Callable[[int, "int | None"], "bool | None"]
@@ -99,8 +102,9 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     "copy" (where the output can hold it, else encoded anew), "encode" or "none". `side_by_side` writes the input
     and the output side by side, labelled. `tile` is the `Deblurrer`'s (large frames in tiles, to bound
     memory). `progress(done, total)` is called after every frame; returning False cancels (raising `Cancelled`,
-    with nothing written). Returns the number of frames written; raises `MediaError` for an input, output or
-    option that cannot be used, naming it.
+    with nothing written). A video output's metadata records the model and the options that shaped it
+    (`output_record`). Returns the number of frames written; raises `MediaError` for an input, output or option
+    that cannot be used, naming it.
     """
     source, output = os.fspath(source), os.fspath(output)
     if os.path.exists(output):
@@ -111,18 +115,48 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
         if os.path.isdir(output) == is_video_path(Path(output)):
             raise MediaError(f"{output} exists and is a {'folder' if os.path.isdir(output) else 'file'}; "
                              f"choose another name")
-    if audio not in AUDIO_MODES:
-        raise MediaError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}")
-    encoding = Encoding(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=_rate(fps), audio=audio)
-    if is_video_path(Path(output)):
-        check_codec(codec_for(Path(output), encoding))
     if not isinstance(model, Model):
         model = Model(model, providers=providers, threads=threads, precision=precision)
+    encoding = _encoding(output, model, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps, audio=audio,
+                         side_by_side=side_by_side, tile=tile)
     try:
         deblurrer = Deblurrer(model, tile=tile)
     except ValueError as e:  # options are reported like the other options of a run
         raise MediaError(str(e)) from None
     return _deblur(Path(source), Path(output), deblurrer, encoding, side_by_side, progress)
+
+
+# the options of `deblur_video` that shape its output, and so go into the record it writes
+_SHAPING = ("codec", "crf", "preset", "pix_fmt", "fps", "audio", "side_by_side", "tile")
+
+
+def _encoding(output: str, model: Model, *, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
+              fps: Fraction | int | float | str, audio: str, side_by_side: bool,
+              tile: int | str | None) -> Encoding:
+    """The checked encoding of an output, with the record of what makes it (model and options) for its metadata."""
+    from . import __version__
+
+    if audio not in AUDIO_MODES:
+        raise MediaError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}")
+    encoding = Encoding(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=_rate(fps), audio=audio)
+    if is_video_path(Path(output)):
+        check_codec(codec_for(Path(output), encoding))
+    record = {"strcnn_sdk": __version__, "model": model.path.name, "model_sha256": model.sha256,
+              "codec": codec_for(Path(output), encoding), "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
+              "fps": str(encoding.fps), "audio": audio, "side_by_side": side_by_side, "tile": tile}
+    return dataclasses.replace(encoding, record=record)
+
+
+def output_record(output: str | os.PathLike, model: Model, **options) -> dict:
+    """The record that ``deblur_video(source, output, model=model, **options)`` writes into its output's metadata
+    (read back by `read_record`): the package version, the model's file name and SHA-256, and every option that
+    shapes the output. Two outputs of one input whose records agree, version aside, are the same video."""
+    unknown = set(options) - set(_SHAPING)
+    if unknown:
+        raise TypeError(f"not options of a video's output: {', '.join(sorted(unknown))}")
+    defaults = {name: parameter.default for name, parameter in inspect.signature(deblur_video).parameters.items()
+                if name in _SHAPING}
+    return _encoding(os.fspath(output), model, **{**defaults, **options}).record
 
 
 def _rate(fps: Fraction | int | float | str) -> Fraction:

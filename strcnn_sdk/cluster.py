@@ -1,0 +1,113 @@
+"""A deblur-many job on Ray Data: one row per video (a video's frames stay in order, in one stream), mapped by
+actors that each load one `Model` once and run `run_one` on the rows they are given.
+
+Every node reads its inputs and writes its outputs by path, so they must be on storage that every node sees
+under the same path (a shared filesystem). Only this module imports Ray (`pip install "strcnn-sdk[ray]"`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from typing import Sequence
+
+from .many import Result, Tally, Task, run_one, warnings_per_video
+from .model import Model
+from .video import MediaError
+
+
+def _worker(model: str | None, providers: str | Sequence, threads: int, precision: str, force: bool,
+            options: dict) -> type:
+    """The class of the Ray Data actors: one model, loaded when the actor starts, deblurring one video per row.
+    The settings travel inside the class (pickled with it), not as constructor arguments in the object store."""
+
+    class Worker:
+        def __init__(self) -> None:
+            self.model, self.error = None, ""
+            try:
+                self.model = Model(model, providers=providers, threads=threads, precision=precision)
+            except (FileNotFoundError, ValueError, TypeError) as e:  # every row this actor takes reports it
+                self.error = f"the model could not be loaded on {os.uname().nodename}: {e}"
+
+        def __call__(self, row: dict) -> dict:
+            task = Task(row["source"], row["output"])
+            if self.model is None:
+                result = Result(task.source, task.output, "failed", self.error)
+            else:
+                with warnings_per_video():
+                    result = run_one(task, self.model, options, force)
+            return {"result": json.dumps(asdict(result))}  # one column: rows of any outcome share one schema
+
+    return Worker
+
+
+def connect(address: str) -> None:
+    """Join or start Ray: "local" starts an instance on this machine with its cores (or reuses one this process
+    started), "auto" joins the cluster this machine belongs to, anything else is a cluster's address."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address == "local":
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
+        else:
+            ray.init(address=address, **quiet)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        hint = "start one with `ray start --head`, or use --ray local" if address == "auto" else \
+            "check the address (host:6379, or ray://host:10001 for a client)"
+        raise MediaError(f"cannot join the Ray cluster at {address!r} ({str(e).splitlines()[0]}); {hint}") from None
+
+
+def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | str | os.PathLike | None,
+               providers: str | Sequence, threads: int | None, precision: str, force: bool, options: dict,
+               workers: int | None, gpus_per_worker: float) -> list[Result]:
+    """Run a job's videos on Ray Data and return their results in the tasks' order.
+
+    Each worker is an actor holding `threads` CPUs (default 1) and `gpus_per_worker` GPUs, with a model of that
+    many threads; `workers` (default: as many as the cluster's CPUs, or GPUs, hold, at most one per video) run
+    side by side. A video whose worker dies is retried by Ray; one that still never comes back is "failed".
+    """
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise MediaError('Ray is not installed; pip install "strcnn-sdk[ray]"') from None
+    if isinstance(model, Model):
+        model = model.path  # each worker opens its own session; the file must be where every node sees it
+    if model is not None:
+        model = os.path.abspath(model)
+        if not os.path.isfile(model):
+            raise MediaError(f"model file {model} not found")
+    connect(address)
+    cpus = threads or 1
+    if workers is None:
+        have = ray.cluster_resources()
+        workers = int(have.get("GPU", 0) / gpus_per_worker) if gpus_per_worker > 0 else \
+            int(have.get("CPU", 1) // cpus)
+    workers = max(1, min(workers, len(tasks)))
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the job's own progress display counts the videos
+    context.max_errored_blocks = len(tasks)  # a block lost with its worker is reported below, not raised
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    rows = ray.data.from_items([asdict(task) for task in tasks], override_num_blocks=len(tasks))
+    # one video at a time per worker: a long video queued behind another would leave a free worker idle
+    pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
+    mapped = rows.map(_worker(model, providers, cpus, precision, force, options), compute=pool, num_cpus=cpus,
+                      num_gpus=gpus_per_worker or None)
+    results: dict[Task, Result] = {}
+    try:
+        for row in mapped.iter_rows():
+            fields = json.loads(row["result"])
+            result = Result(**{**fields, "warnings": tuple(fields["warnings"])})
+            results[Task(result.source, result.output)] = result
+            if not tally.end(result):
+                break
+    except KeyboardInterrupt:
+        tally.stopped = True
+    lost = ("cancelled", "the job was stopped first") if tally.stopped else ("failed", "its Ray worker never "
+                                                                              "returned it (the worker died)")
+    return [results.get(task) or Result(task.source, task.output, *lost) for task in tasks]

@@ -1,0 +1,330 @@
+"""Deblur a library of videos in one job: videos found in folders, quoted globs and manifests, each written under
+one output folder; one after another (or a few side by side) on this machine, or on a Ray cluster (`cluster.py`).
+
+A job can be stopped and run again. Outputs are written atomically, so an output that exists is complete; it is
+skipped when the record in its metadata (`output_record`) says it was made by the same model with the same
+options, and made anew otherwise. One damaged input fails alone: every video ends as a `Result`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import threading
+import time
+import warnings
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import av
+
+from .model import Model
+from .pipeline import Cancelled, deblur_video, output_record
+from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, MediaWarning, natural, read_record
+
+MANIFEST_SUFFIXES = (".txt", ".lst", ".list")
+# output containers kept from the input's name; any other input (.ts, .flv, .y4m, raw .h264 ...) becomes Matroska
+KEPT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+STATUSES = ("done", "skipped", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One video of a job: where it is read from and where its result goes."""
+
+    source: str
+    output: str
+
+
+@dataclass
+class Result:
+    """How one video of a job ended: "done" (written; `note` says why when an older output was replaced),
+    "skipped" (its output was already made with the same model and options), "failed" (`note` is the reason,
+    nothing written) or "cancelled" (the job was stopped first)."""
+
+    source: str
+    output: str
+    status: str
+    note: str = ""
+    frames: int | None = None
+    seconds: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def fps(self) -> float | None:
+        return self.frames / self.seconds if self.frames and self.seconds > 0 else None
+
+
+@dataclass
+class JobProgress:
+    """Where a job stands, for a progress display: videos ended of all, frames written of those expected (read
+    from the videos' headers, so an estimate until every video has ended; those skipped or failed leave it)."""
+
+    videos_done: int
+    videos: int
+    frames_done: int
+    frames: int
+
+
+# Called after every frame (on this machine) or video (on Ray); returning False stops the job.
+JobProgressCallback = Callable[[JobProgress], "bool | None"]
+
+
+def plan(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix: str = "",
+         ext: str | None = None) -> list[Task]:
+    """The videos of `inputs` and where each one's output goes, checked before anything runs.
+
+    An input is a video file (its output is ``out/NAME``), a folder searched recursively for videos (one found at
+    ``IN/a/b/NAME`` goes to ``out/a/b/NAME``; hidden files and folders are passed over), a quoted glob (paths
+    kept below the glob's first wildcard), or a manifest (.txt, .lst or .list: one path a line, relative to the
+    manifest's folder, blank lines and # comments ignored; each as a file given directly). Each output is named
+    after its input, with `suffix` added to the stem and the extension `ext` (default: the input's for MP4, MOV,
+    Matroska, WebM and AVI, else .mkv). Raises `MediaError` for a missing input, a folder or glob without videos,
+    an input given twice, two inputs mapping to one output, or an output folder inside an input folder.
+    """
+    if ext is not None:
+        ext = ext if ext.startswith(".") else f".{ext}"
+        if ext.lower() in IMAGE_SUFFIXES or ext == ".":
+            raise MediaError(f"--ext must be a video container such as .mp4 or .mkv, got {ext!r}")
+    out = Path(out)
+    found: list[tuple[Path, Path]] = []  # (video, its path below the output folder)
+    roots: list[Path] = []
+    for spec in map(os.fspath, inputs):
+        path = Path(spec)
+        if path.is_dir():
+            roots.append(path)
+            videos = sorted((p for p in path.rglob("*") if _is_video(p, path)), key=natural)
+            if not videos:
+                raise MediaError(f"{spec}: no videos ({', '.join(VIDEO_SUFFIXES[:6])} ...) found in this folder")
+            found += [(video, video.relative_to(path)) for video in videos]
+        elif glob.has_magic(spec):
+            root = _glob_root(spec)
+            roots.append(root)
+            videos = sorted((Path(p) for p in glob.glob(spec, recursive=True) if _is_video(Path(p), root)), key=natural)
+            if not videos:
+                raise MediaError(f"{spec}: the pattern matches no videos")
+            found += [(video, video.relative_to(root)) for video in videos]
+        elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+            found += [(video, Path(video.name)) for video in _manifest(path)]
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        else:
+            raise MediaError(f"{spec}: no such file or folder")
+    destination = out.resolve()
+    for root in roots:
+        if destination == root.resolve() or root.resolve() in destination.parents:
+            raise MediaError(f"{out}: the output folder is inside the input folder {root} (a second run would take "
+                             f"the outputs for inputs); choose an output folder outside it")
+    tasks, sources, outputs = [], {}, {}
+    for video, below in found:
+        name = below.stem + suffix + (ext or (below.suffix if below.suffix.lower() in KEPT_SUFFIXES else ".mkv"))
+        output = out / below.with_name(name)
+        source_key, output_key = os.path.normcase(os.path.abspath(video)), os.path.normcase(os.path.abspath(output))
+        if source_key in sources:
+            raise MediaError(f"{video} is given twice (also as {sources[source_key]}); give it once")
+        if output_key in outputs:
+            raise MediaError(f"{outputs[output_key]} and {video} would both be written to {output}; give their "
+                             f"folder instead of the files (paths below it are kept), or rename one")
+        if output_key == source_key:
+            raise MediaError(f"{output}: the output would overwrite the input; choose another --out, --suffix or "
+                             f"--ext")
+        sources[source_key], outputs[output_key] = video, video
+        tasks.append(Task(str(video), str(output)))
+    if not tasks:
+        raise MediaError("no videos to deblur: the inputs name none")
+    return tasks
+
+
+def _is_video(path: Path, root: Path) -> bool:
+    """A file with a video's extension and no hidden part below `root` (unfinished outputs are hidden)."""
+    return (path.suffix.lower() in VIDEO_SUFFIXES and path.is_file()
+            and not any(part.startswith(".") for part in path.relative_to(root).parts))
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder above a glob's first wildcard: `clips/**/*.mp4` keeps the paths below `clips`."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    return Path(*parts[:fixed]) if fixed else Path(".")
+
+
+def _manifest(path: Path) -> list[Path]:
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise MediaError(f"{path}: the manifest cannot be read as text ({e})") from None
+    entries = [line.strip() for line in lines]
+    videos = [path.parent / entry for entry in entries if entry and not entry.startswith("#")]
+    if not videos:
+        raise MediaError(f"{path}: the manifest lists no videos (one path a line)")
+    return videos
+
+
+def frame_count(source: str) -> int:
+    """The frames a video has, from its header without decoding: as stored, else estimated from its duration and
+    rate (Matroska stores no count); 0 where unknown or unreadable."""
+    try:
+        with av.open(source, "r") as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return stream.frames
+            seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
+                (container.duration or 0) / av.time_base
+            return round(seconds * float(stream.guessed_rate or 0))
+    except (av.FFmpegError, OSError, IndexError, ValueError, TypeError):
+        return 0
+
+
+_current = threading.local()  # the warnings of the video that this thread is deblurring
+
+
+@contextmanager
+def warnings_per_video() -> Iterator[None]:
+    """Collect the `MediaWarning`s raised while `run_one` runs into its `Result` (so that each names its video);
+    warnings raised elsewhere are shown as usual."""
+    show = warnings.showwarning
+
+    def collect(message, category, filename, lineno, file=None, line=None) -> None:
+        notes = getattr(_current, "warnings", None)
+        if notes is None:
+            show(message, category, filename, lineno, file, line)
+        else:
+            notes.append(str(message))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", MediaWarning)
+        warnings.showwarning = collect
+        yield
+
+
+def run_one(task: Task, model: Model, options: dict, force: bool = False,
+            progress: Callable[[int, int | None], bool | None] | None = None) -> Result:
+    """Deblur one video of a job with `deblur_video` (its `options`), or skip it, never raising for a bad video:
+    every end, a damaged input included, is a `Result`."""
+    start = time.perf_counter()
+    _current.warnings = []
+    note = ""
+
+    def result(status: str, note: str, frames: int | None = None) -> Result:
+        return Result(task.source, task.output, status, note, frames, time.perf_counter() - start,
+                      tuple(_current.warnings))
+
+    try:
+        if os.path.exists(task.output) and not force:
+            before, now = read_record(task.output), output_record(task.output, model, **options)
+            if before is None:
+                return result("failed", f"{task.output} exists and was not written by strcnn-sdk; pass --force to "
+                                        f"replace it")
+            changed = [key for key in now if key != "strcnn_sdk" and before.get(key) != now[key]]
+            if not changed:
+                return result("skipped", "made before with the same model and options")
+            note = f"replaced an output made with another {', '.join(changed)}"
+        Path(task.output).parent.mkdir(parents=True, exist_ok=True)
+        frames = deblur_video(task.source, task.output, model=model, overwrite=True, progress=progress, **options)
+        return result("done", note, frames)
+    except Cancelled:
+        return result("cancelled", "stopped before it ended; nothing written")
+    except (MediaError, OSError) as e:
+        return result("failed", str(e).splitlines()[0])
+    except Exception as e:  # one bad video must not end the job: its reason goes into its row
+        return result("failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no message'}")
+    finally:
+        _current.warnings = None
+
+
+class Tally:
+    """Counts a job's progress as videos run and end, and passes it to a `JobProgressCallback` (thread-safe)."""
+
+    def __init__(self, tasks: Sequence[Task], callback: JobProgressCallback | None) -> None:
+        self.callback, self.lock = callback, threading.Lock()
+        self.expected = {task: frame_count(task.source) for task in tasks} if callback else {}
+        self.written = dict.fromkeys(tasks, 0)
+        self.ended = 0
+        self.stopped = False
+
+    def frame(self, task: Task, done: int) -> bool:
+        """A video has written `done` frames; False once the job is to stop."""
+        with self.lock:
+            self.written[task] = done
+            return self._report()
+
+    def end(self, result: Result) -> bool:
+        """A video has ended; False once the job is to stop."""
+        with self.lock:
+            task = Task(result.source, result.output)
+            self.ended += 1
+            self.written[task] = result.frames or 0
+            if self.callback:
+                self.expected[task] = (result.frames or 0) if result.status == "done" else 0
+            return self._report()
+
+    def _report(self) -> bool:
+        if self.callback is not None and not self.stopped:
+            self.stopped = self.callback(JobProgress(self.ended, len(self.written), sum(self.written.values()),
+                                                     sum(self.expected.values()))) is False
+        return not self.stopped
+
+
+def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                model: Model | str | os.PathLike | None = None, providers: str | Sequence = "auto",
+                threads: int | None = None, precision: str = "auto", suffix: str = "", ext: str | None = None,
+                force: bool = False, jobs: int = 1, ray: str | None = None, workers: int | None = None,
+                gpus_per_worker: float = 0.0, progress: JobProgressCallback | None = None,
+                **options) -> list[Result]:
+    """Deblur every video of `inputs` into the folder `out`, as ``strcnn deblur-many`` does; one `Result` per
+    video, in the order found. See `plan` for the inputs and the output names.
+
+    `options` are `deblur_video`'s output options (codec, crf, preset, pix_fmt, audio, side_by_side, tile), the
+    same for every video. An output that exists is skipped when it was made with the same model and options,
+    made anew when not, and refused (a failed row) when this package did not write it; `force` makes all anew.
+
+    On this machine (`ray` None) videos run one after another, or `jobs` at a time sharing one `Model`
+    (`model`, `providers`, `threads`, `precision` as for `Model`). With `ray` ("local": a Ray instance on this
+    machine; "auto": the cluster this machine belongs to; or a cluster's address) every worker loads its own
+    model; see `cluster.run_on_ray` for `workers` and `gpus_per_worker`.
+
+    `progress(JobProgress)` returning False, or Ctrl-C, stops the job: videos under way are abandoned (nothing
+    written) and they and those not started come back "cancelled". Raises `MediaError` for unusable inputs or
+    options, before any video runs.
+    """
+    tasks = plan(inputs, out, suffix=suffix, ext=ext)
+    if jobs < 1:
+        raise MediaError(f"jobs must be 1 or more, got {jobs}")
+    tally = Tally(tasks, progress)
+    if ray is not None:
+        from .cluster import run_on_ray
+
+        return run_on_ray(tasks, ray, tally, model=model, providers=providers, threads=threads,
+                          precision=precision, force=force, options=options, workers=workers,
+                          gpus_per_worker=gpus_per_worker)
+    if not isinstance(model, Model):
+        model = Model(model, providers=providers, threads=threads, precision=precision)
+    output_record(tasks[0].output, model, **options)  # options are checked before anything runs
+    return _run_here(tasks, model, force, options, jobs, tally)
+
+
+def _run_here(tasks: list[Task], model: Model, force: bool, options: dict, jobs: int, tally: Tally) -> list[Result]:
+    """The videos on this machine, `jobs` at a time in threads sharing `model`; Ctrl-C cancels what is left."""
+    results: dict[Task, Result] = {}
+
+    def work(task: Task) -> Result:
+        if tally.stopped:
+            return Result(task.source, task.output, "cancelled", "the job was stopped before this video began")
+        return run_one(task, model, options, force, lambda done, total: tally.frame(task, done))
+
+    with warnings_per_video(), ThreadPoolExecutor(jobs) as pool:
+        running = {pool.submit(work, task): task for task in tasks}
+        try:
+            while running:
+                ended, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in ended:
+                    result = results[running.pop(future)] = future.result()
+                    tally.end(result)
+        except KeyboardInterrupt:
+            tally.stopped = True  # the videos under way cancel at their next frame; the others do not start
+            for future, task in running.items():
+                results[task] = future.result()
+    return [results[task] for task in tasks]
