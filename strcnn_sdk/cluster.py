@@ -7,10 +7,14 @@ under the same path (a shared filesystem). Only this module imports Ray (`pip in
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
+import shutil
+import signal
 from dataclasses import asdict
+from pathlib import Path
 from typing import Sequence
 
 from .many import Result, Tally, Task, run_one, warnings_per_video
@@ -43,14 +47,15 @@ def _worker(model: str | None, providers: str | Sequence, threads: int, precisio
     return Worker
 
 
-def connect(address: str) -> None:
+def connect(address: str) -> bool:
     """Join or start Ray: "local" starts an instance on this machine with its cores (or reuses one this process
     started), "auto" joins the cluster this machine belongs to, anything else is a cluster's address."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    terminate = signal.getsignal(signal.SIGTERM)  # ray.init installs its own, which kills the driver at once
     try:
         if address == "local":
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
@@ -60,6 +65,9 @@ def connect(address: str) -> None:
         hint = "start one with `ray start --head`, or use --ray local" if address == "auto" else \
             "check the address (host:6379, or ray://host:10001 for a client)"
         raise MediaError(f"cannot join the Ray cluster at {address!r} ({str(e).splitlines()[0]}); {hint}") from None
+    if callable(terminate):  # the caller's handler (the command line's ends the job like Ctrl-C)
+        signal.signal(signal.SIGTERM, terminate)
+    return True
 
 
 def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | str | os.PathLike | None,
@@ -82,7 +90,7 @@ def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | 
         model = os.path.abspath(model)
         if not os.path.isfile(model):
             raise MediaError(f"model file {model} not found")
-    connect(address)
+    started = connect(address)
     cpus = threads or 1
     if workers is None:
         have = ray.cluster_resources()
@@ -108,6 +116,18 @@ def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | 
                 break
     except KeyboardInterrupt:
         tally.stopped = True
+    if tally.stopped and started:
+        ray.shutdown()  # ends the workers still writing, so that what they leave can be removed
+        for task in tasks:
+            if task not in results:
+                _remove_unfinished(task.output)
     lost = ("cancelled", "the job was stopped first") if tally.stopped else ("failed", "its Ray worker never "
                                                                               "returned it (the worker died)")
     return [results.get(task) or Result(task.source, task.output, *lost) for task in tasks]
+
+
+def _remove_unfinished(output: str) -> None:
+    """Remove the hidden temporary folders that stopped workers left beside an output (`open_atomic`'s)."""
+    path = Path(output)
+    for partial in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        shutil.rmtree(partial, ignore_errors=True)
