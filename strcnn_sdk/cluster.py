@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -54,6 +55,8 @@ def connect(address: str) -> bool:
 
     if ray.is_initialized():
         return False
+    if address not in ("local", "auto"):
+        _check_reachable(address)
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     terminate = signal.getsignal(signal.SIGTERM)  # ray.init installs its own, which kills the driver at once
     try:
@@ -68,6 +71,18 @@ def connect(address: str) -> bool:
     if callable(terminate):  # the caller's handler (the command line's ends the job like Ctrl-C)
         signal.signal(signal.SIGTERM, terminate)
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a cluster address that nothing answers at within 5 s (Ray itself would retry for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # not host:port: Ray's own parsing reports it
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise MediaError(f"cannot reach the Ray cluster at {address!r} ({e.strerror or e}); check the address "
+                         f"(host:6379, or ray://host:10001 for a client) and that the cluster runs") from None
 
 
 def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | str | os.PathLike | None,

@@ -188,6 +188,15 @@ def test_a_job_without_ray_imports_nothing_of_ray(tmp_path, library, tiny):
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_a_ray_address_that_nothing_answers_is_a_one_line_error(tmp_path, library):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'strcnn-sdk[ray]')")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance already runs in this process: its connection would be reused")
+    result = many(str(library / "a.mp4"), "--out", str(tmp_path / "out"), "--ray", "127.0.0.1:1")
+    assert result.exit_code == 1 and "cannot reach the Ray cluster at '127.0.0.1:1'" in result.stderr
+    assert not ray.is_initialized()
+
+
 @pytest.fixture(scope="module")
 def ray_instance():
     """One Ray instance on this machine for every Ray test, as `--ray local` would start it."""
