@@ -290,9 +290,13 @@ def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     written) and they and those not started come back "cancelled". Raises `MediaError` for unusable inputs or
     options, before any video runs.
     """
-    tasks = plan(inputs, out, suffix=suffix, ext=ext)
     if jobs < 1:
         raise MediaError(f"jobs must be 1 or more, got {jobs}")
+    if ray is None and (workers is not None or gpus_per_worker):
+        raise MediaError("--workers and --gpus-per-worker size Ray workers: add --ray local, auto or an address")
+    if ray is not None and jobs != 1:
+        raise MediaError("--jobs is for this machine; on Ray, --workers sets how many videos run side by side")
+    tasks = plan(inputs, out, suffix=suffix, ext=ext)
     tally = Tally(tasks, progress)
     if ray is not None:
         from .cluster import run_on_ray

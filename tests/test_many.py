@@ -69,10 +69,13 @@ def test_globs_keep_the_paths_below_their_first_wildcard_and_manifests_name_file
     ("empty folder", "no videos"),
     ("glob without videos", "matches no videos"),
     ("image ext", "--ext must be a video container"),
+    ("workers without ray", "add --ray"),
+    ("jobs on ray", "--jobs is for this machine"),
 ])
 def test_bad_jobs_are_refused_before_anything_runs(tmp_path, case, message):
     a, b = touch(tmp_path / "x/clip.mp4"), touch(tmp_path / "y/clip.mp4")
     (tmp_path / "empty").mkdir()
+    options = {"workers without ray": ["--workers", "2"], "jobs on ray": ["--jobs", "2", "--ray", "local"]}.get(case)
     inputs, out, ext = {
         "same name": ([a, b], tmp_path / "out", None),
         "out inside input": ([tmp_path / "x"], tmp_path / "x/out", None),
@@ -82,11 +85,12 @@ def test_bad_jobs_are_refused_before_anything_runs(tmp_path, case, message):
         "empty folder": ([tmp_path / "empty"], tmp_path / "out", None),
         "glob without videos": ([f"{tmp_path}/empty/*.mp4"], tmp_path / "out", None),
         "image ext": ([a], tmp_path / "out", "png"),
-    }[case]
-    with pytest.raises(MediaError, match=message):
-        plan(inputs, out, ext=ext)
+    }.get(case, ([a], tmp_path / "out", None))
+    if options is None:
+        with pytest.raises(MediaError, match=message):
+            plan(inputs, out, ext=ext)
     result = runner.invoke(app, ["deblur-many", *map(str, inputs), "--out", str(out),
-                                 *(["--ext", ext] if ext else [])])
+                                 *(["--ext", ext] if ext else []), *(options or [])])
     assert result.exit_code == 1 and result.stderr.startswith("strcnn: error:") and message in result.stderr
     assert not (tmp_path / "out").exists()
 
