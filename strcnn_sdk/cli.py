@@ -176,7 +176,8 @@ class _progress:
     "no video failed."))
 def deblur_many(
     inputs: Annotated[list[str], typer.Argument(help="video files, folders (searched recursively for videos), quoted "
-                                                     "globs, or manifests (.txt: one path a line)", show_default=False)],
+                                                     "globs, or manifests (.txt: one path a line)",
+                                                show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="the folder for the outputs (made if missing)",
                                       show_default=False)],
     suffix: Annotated[str, typer.Option(help="added to each output's name: clip.mp4 -> clip_sharp.mp4 with _sharp")

@@ -106,16 +106,18 @@ def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | 
         if not os.path.isfile(model):
             raise MediaError(f"model file {model} not found")
     started = connect(address)
-    cpus = threads or 1
+    cpus, have = threads or 1, ray.cluster_resources()
+    for name, each, option in (("CPU", cpus, "--threads"), ("GPU", gpus_per_worker, "--gpus-per-worker")):
+        if each > have.get(name, 0):  # else Ray would wait for them for ever
+            raise MediaError(f"each worker asks for {each:g} {name}s ({option}), but the Ray cluster has "
+                             f"{have.get(name, 0):g}")
     if workers is None:
-        have = ray.cluster_resources()
-        workers = int(have.get("GPU", 0) / gpus_per_worker) if gpus_per_worker > 0 else \
-            int(have.get("CPU", 1) // cpus)
+        workers = int(have["GPU"] / gpus_per_worker) if gpus_per_worker > 0 else int(have["CPU"] // cpus)
     workers = max(1, min(workers, len(tasks)))
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notes on progress bars and start-up
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the job's own progress display counts the videos
     context.max_errored_blocks = len(tasks)  # a block lost with its worker is reported below, not raised
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     rows = ray.data.from_items([asdict(task) for task in tasks], override_num_blocks=len(tasks))
     # one video at a time per worker: a long video queued behind another would leave a free worker idle
     pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
