@@ -113,6 +113,11 @@ def plan(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix:
             found.append((path, Path(path.name)))
         else:
             raise MediaError(f"{spec}: no such file or folder")
+    for video, _ in found:
+        if video.suffix.lower() in IMAGE_SUFFIXES or video.is_dir():
+            raise MediaError(f"{video}: {'a folder' if video.is_dir() else 'an image'} in a list of videos; "
+                             f"deblur-many takes videos (a folder given on the command line is searched for them; "
+                             f"`strcnn deblur` makes one video of an image sequence)")
     destination = out.resolve()
     for root in roots:
         if destination == root.resolve() or root.resolve() in destination.parents:

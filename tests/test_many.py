@@ -69,12 +69,15 @@ def test_globs_keep_the_paths_below_their_first_wildcard_and_manifests_name_file
     ("empty folder", "no videos"),
     ("glob without videos", "matches no videos"),
     ("image ext", "--ext must be a video container"),
+    ("image", "an image in a list of videos"),
+    ("folder in a manifest", "a folder in a list of videos"),
     ("workers without ray", "add --ray"),
     ("jobs on ray", "--jobs is for this machine"),
 ])
 def test_bad_jobs_are_refused_before_anything_runs(tmp_path, case, message):
     a, b = touch(tmp_path / "x/clip.mp4"), touch(tmp_path / "y/clip.mp4")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "list.txt").write_text("x/clip.mp4\nempty\n")
     options = {"workers without ray": ["--workers", "2"], "jobs on ray": ["--jobs", "2", "--ray", "local"]}.get(case)
     inputs, out, ext = {
         "same name": ([a, b], tmp_path / "out", None),
@@ -85,6 +88,8 @@ def test_bad_jobs_are_refused_before_anything_runs(tmp_path, case, message):
         "empty folder": ([tmp_path / "empty"], tmp_path / "out", None),
         "glob without videos": ([f"{tmp_path}/empty/*.mp4"], tmp_path / "out", None),
         "image ext": ([a], tmp_path / "out", "png"),
+        "image": ([touch(tmp_path / "photo.jpg")], tmp_path / "out", None),
+        "folder in a manifest": ([tmp_path / "list.txt"], tmp_path / "out", None),
     }.get(case, ([a], tmp_path / "out", None))
     if options is None:
         with pytest.raises(MediaError, match=message):
