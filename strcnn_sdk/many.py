@@ -118,6 +118,8 @@ def plan(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix:
             raise MediaError(f"{video}: {'a folder' if video.is_dir() else 'an image'} in a list of videos; "
                              f"deblur-many takes videos (a folder given on the command line is searched for them; "
                              f"`strcnn deblur` makes one video of an image sequence)")
+    if out.exists() and not out.is_dir():
+        raise MediaError(f"{out}: the output folder is a file; choose a folder (made if missing)")
     destination = out.resolve()
     for root in roots:
         if destination == root.resolve() or root.resolve() in destination.parents:

@@ -69,6 +69,7 @@ def test_globs_keep_the_paths_below_their_first_wildcard_and_manifests_name_file
     ("empty folder", "no videos"),
     ("glob without videos", "matches no videos"),
     ("image ext", "--ext must be a video container"),
+    ("out is a file", "the output folder is a file"),
     ("image", "an image in a list of videos"),
     ("folder in a manifest", "a folder in a list of videos"),
     ("workers without ray", "add --ray"),
@@ -89,6 +90,7 @@ def test_bad_jobs_are_refused_before_anything_runs(tmp_path, case, message):
         "glob without videos": ([f"{tmp_path}/empty/*.mp4"], tmp_path / "out", None),
         "image ext": ([a], tmp_path / "out", "png"),
         "image": ([touch(tmp_path / "photo.jpg")], tmp_path / "out", None),
+        "out is a file": ([a], touch(tmp_path / "out.mp4"), None),
         "folder in a manifest": ([tmp_path / "list.txt"], tmp_path / "out", None),
     }.get(case, ([a], tmp_path / "out", None))
     if options is None:
