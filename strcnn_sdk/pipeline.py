@@ -139,10 +139,11 @@ def _encoding(output: str, model: Model, *, codec: str | None, crf: int | None, 
     if audio not in AUDIO_MODES:
         raise MediaError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}")
     encoding = Encoding(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=_rate(fps), audio=audio)
+    encoder = codec_for(Path(output), encoding)
     if is_video_path(Path(output)):
-        check_codec(codec_for(Path(output), encoding))
+        check_codec(encoder)
     record = {"strcnn_sdk": __version__, "model": model.path.name, "model_sha256": model.sha256,
-              "codec": codec_for(Path(output), encoding), "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
+              "codec": encoder, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
               "fps": str(encoding.fps), "audio": audio, "side_by_side": side_by_side, "tile": tile}
     return dataclasses.replace(encoding, record=record)
 
