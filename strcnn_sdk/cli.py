@@ -135,14 +135,14 @@ class _progress:
 
     EVERY_S = 5.0
 
-    def __init__(self, quiet: bool, what: str = "frames") -> None:
+    def __init__(self, quiet: bool) -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
         console = Console(stderr=True)
         self.lines = not quiet and not console.is_terminal
-        self.bar = Progress(TextColumn("deblurring"), BarColumn(), MofNCompleteColumn(), TextColumn(what),
+        self.bar = Progress(TextColumn("deblurring"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                             TextColumn("{task.fields[fps]} fps"), TextColumn("{task.fields[note]}"),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                             disable=quiet or self.lines)
@@ -216,7 +216,7 @@ def deblur_many(
     options = dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side,
                    tile=_tile(tile))
     try:
-        with _warnings_as_lines(), _progress(quiet, "frames") as bar:
+        with _warnings_as_lines(), _progress(quiet) as bar:
             loaded = model if ray else load_model(model, provider, threads, precision)
 
             def progress(job) -> None:
@@ -231,16 +231,17 @@ def deblur_many(
     for result in results:
         for warning in result.warnings:
             typer.echo(f"strcnn: warning: {result.source}: {warning}", err=True)
-    _summary(results, time.perf_counter() - start)
+    counts = {status: sum(result.status == status for result in results) for status in STATUSES}
+    _summary(results, counts, time.perf_counter() - start)
     if report is not None:
-        _write_report(report, results)
+        _write_report(report, results, counts)
     if any(result.status == "cancelled" for result in results):
         raise fail("interrupted; the videos done are kept, run the same command again to go on", 130)
     if any(result.status == "failed" for result in results):
         raise typer.Exit(1)
 
 
-def _summary(results: list, seconds: float) -> None:
+def _summary(results: list, counts: dict[str, int], seconds: float) -> None:
     """The job's table on standard output: each video's end, frames, time and speed, and the totals over the job's
     `seconds`."""
     from rich.console import Console
@@ -251,16 +252,14 @@ def _summary(results: list, seconds: float) -> None:
         table.add_row(result.source, result.status, "-" if result.frames is None else str(result.frames),
                       f"{result.seconds:.1f}", "-" if result.fps is None else f"{result.fps:.2f}", result.note)
     Console(width=max(Console().width, 160), soft_wrap=True).print(table)
-    counts = {status: sum(result.status == status for result in results) for status in STATUSES}
     frames = sum(result.frames or 0 for result in results)
     typer.echo(", ".join(f"{n} {status}" for status, n in counts.items() if n) +
                f"; {frames} frames deblurred in {seconds:.1f} s ({frames / max(seconds, 1e-9):.2f} fps)")
 
 
-def _write_report(path: Path, results: list) -> None:
+def _write_report(path: Path, results: list, counts: dict[str, int]) -> None:
     """The summary as JSON, written atomically: one entry per video and the counts of each end."""
     videos = [dict(dataclasses.asdict(result), fps=result.fps) for result in results]
-    counts = {status: sum(result.status == status for result in results) for status in STATUSES}
     try:
         write_atomic(path, (json.dumps({"videos": videos, "counts": counts}, indent=2) + "\n").encode())
     except OSError as e:
