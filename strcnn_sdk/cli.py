@@ -76,8 +76,11 @@ def _tile(tile: str) -> int | str | None:
 
 @app.command()
 def deblur(
-    source: Annotated[str, typer.Argument(help="a video file, a folder of images, or a quoted glob")],
-    output: Annotated[str, typer.Argument(help="a video file (.mp4, .mkv, .webm, ...) or a folder for PNGs")],
+    source: Annotated[str, typer.Argument(help="a video file, - (standard input), a URL (http, rtsp, rtmp, srt, udp), "
+                                               "a device as FORMAT:SPEC (v4l2:/dev/video0, lavfi:testsrc2), a folder "
+                                               "of images, or a quoted glob")],
+    output: Annotated[str, typer.Argument(help="a video file (.mp4, .mkv, .webm, ...), a folder for PNGs, or - "
+                                               "(standard output)")],
     model: ModelOption = None,
     provider: ProviderOption = "auto",
     threads: ThreadsOption = None,
@@ -90,27 +93,66 @@ def deblur(
     audio: AudioOption = "copy",
     side_by_side: SideBySideOption = False,
     tile: TileOption = "auto",
+    input_format: Annotated[Optional[str], typer.Option(help="the input's FFmpeg format where it cannot be guessed, "
+                                                             "e.g. mpegts or yuv4mpegpipe on a pipe")] = None,
+    input_option: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE for the input's demuxer, e.g. "
+                                                                   "rtsp_transport=tcp or video_size=1280x720; "
+                                                                   "repeatable")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="the output's container (default: from the file's "
+                                                                   "name; matroska on standard output, where mp4 is "
+                                                                   "fragmented MP4)")] = None,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="stop after this many frames")] = None,
+    duration: Annotated[Optional[float], typer.Option(min=0, help="stop after this many seconds of input")] = None,
+    realtime: Annotated[bool, typer.Option(help="keep up with a live input: frames that arrive while the model is "
+                                                "busy are passed through untouched (counted)")] = False,
+    reconnect: Annotated[float, typer.Option(min=0, help="seconds to keep reopening a network input that drops "
+                                                         "(0: give up at once)")] = 30.0,
     force: Annotated[bool, typer.Option("--force", "-f", help="overwrite an existing output")] = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Deblur a video or an image sequence into a video or a folder of PNGs."""
+    """Deblur a video, a live stream or an image sequence into a video, a stream or a folder of PNGs.
+
+    A live input (standard input, a URL, a device) stopped with Ctrl-C keeps what was deblurred until then; an
+    interrupted file leaves no output."""
     from .pipeline import deblur_video
 
-    signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
-    tiles = _tile(tile)
+    stopped, passed = [], [0]  # the signal that stopped the run, if any; frames passed through so far
+
+    def interrupt(signum: int, frame: object) -> None:
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a kill cleans up like Ctrl-C
+        signal.signal(signum, interrupt)
+    tiles, options = _tile(tile), _key_values(input_option or [])
     try:
         loaded = load_model(model, provider, threads, precision)
-        with _warnings_as_lines(), _progress(quiet) as progress:
-            count = deblur_video(source, output, model=loaded, codec=codec,
-                                 crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps, audio=audio,
-                                 side_by_side=side_by_side, tile=tiles, overwrite=force, progress=progress)
+        with _warnings_as_lines(), _progress(quiet) as bar:
+            def progress(done: int, total: int | None, through: int | None = None) -> None:
+                passed[0] = through or 0
+                bar(done, total, "" if through is None else f"{through} passed through")
+
+            count = deblur_video(source, output, model=loaded, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                                 fps=fps, audio=audio, side_by_side=side_by_side, tile=tiles, overwrite=force,
+                                 progress=progress, input_format=input_format, input_options=options, format=format,
+                                 frames=frames, duration=duration, realtime=realtime, reconnect=reconnect)
     except MediaError as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
         raise fail("interrupted; no output written", 130) from None
     if not quiet:
-        typer.echo(f"wrote {count} frame{'s' if count != 1 else ''} to {output} ({loaded.path.name} on "
-                   f"{loaded.provider}, {loaded.precision_reason})", err=True)
+        untouched = f", {passed[0]} passed through untouched" if realtime else ""
+        typer.echo(f"{'stopped; ' if stopped else ''}wrote {count} frame{'s' if count != 1 else ''}{untouched} to "
+                   f"{'standard output' if output == '-' else output} ({loaded.path.name} on {loaded.provider}, "
+                   f"{loaded.precision_reason})", err=True)
+
+
+def _key_values(pairs: list[str]) -> dict[str, str]:
+    """KEY=VALUE options as a dict, refusing anything else."""
+    for pair in pairs:
+        if "=" not in pair or pair.startswith("="):
+            raise fail(f"--input-option must look like KEY=VALUE (e.g. rtsp_transport=tcp), got {pair!r}")
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def _interrupt(signum: int, frame: object) -> None:

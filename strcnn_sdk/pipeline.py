@@ -22,15 +22,16 @@ import numpy as np
 
 from .deblurrer import Deblurrer
 from .model import Model
-from .video import (AUDIO_MODES, Encoding, Frame, MediaError, Reader, check_codec, codec_for, is_video_path,
-                    open_atomic)
+from .video import (AUDIO_MODES, Encoding, Frame, MediaError, Reader, StreamLost, check_codec, codec_for,
+                    is_video_path, locate, open_output)
 
-# Called with (frames done, total frames or None) after each frame; returning False cancels the run.
+# Called with (frames done, total frames or None) after each frame (with realtime, also the frames passed through
+# untouched); returning False cancels the run.
 ProgressCallback = Callable[[int, "int | None"], "bool | None"]
 
 
 class Cancelled(Exception):
-    """The progress callback stopped `deblur_video`; no output was written."""
+    """The progress callback stopped `deblur_video` on a file; no output was written."""
 
 _END = object()
 
@@ -92,9 +93,12 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
                  crf: int | None = 18, preset: str | None = "medium", pix_fmt: str = "yuv420p",
                  fps: Fraction | int | float | str = 25, audio: str = "copy", side_by_side: bool = False,
                  tile: int | str | None = "auto", overwrite: bool = False,
-                 progress: ProgressCallback | None = None) -> int:
-    """Deblur a video file (or a folder or quoted glob of images) into a video file or a folder of PNGs, as
-    ``strcnn deblur`` does: timing, colour, rotation and other streams kept, the output written atomically.
+                 progress: ProgressCallback | None = None, input_format: str | None = None,
+                 input_options: dict[str, str] | None = None, format: str | None = None, frames: int | None = None,
+                 duration: float | None = None, realtime: bool = False, reconnect: float = 30.0) -> int:
+    """Deblur a video (a file, `-` for standard input, a URL, an FFmpeg device as `FORMAT:SPEC`, or a folder or
+    quoted glob of images) into a video file, a folder of PNGs or `-` for standard output, as ``strcnn deblur``
+    does: timing, colour, rotation and other streams kept, a file output written atomically.
 
     Each call is a new stream. `model` is a `Model` (shared, e.g. across calls), a path to an .onnx, or None for
     the shipped one, opened with `providers`, `threads` and `precision`. `codec` (None: H.264, VP9 for .webm),
@@ -105,9 +109,20 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     with nothing written). A video output's metadata records the model and the options that shaped it
     (`output_record`). Returns the number of frames written; raises `MediaError` for an input, output or option
     that cannot be used, naming it.
+
+    Live use: `input_format` and `input_options` go to FFmpeg's demuxer (`Reader`); `format` is the output's
+    container (default: from the file's name, Matroska on standard output; "mp4" there is fragmented MP4).
+    `frames` and `duration` end the input early. A live input (standard input, a URL, a device) stopped by
+    Ctrl-C or by `progress` returning False ends like a finished one: the output is completed and kept. A URL
+    that drops is reopened for up to `reconnect` seconds; if that fails, the output is completed and
+    `StreamLost` is raised. With `realtime`, a frame that arrives while the model is still busy with an earlier
+    one is written untouched instead of waiting, so that the output keeps up with the input; the model's window
+    and state go on from the next frame it takes, and `progress` gets a third argument, the frames passed
+    through so far.
     """
     source, output = os.fspath(source), os.fspath(output)
-    if os.path.exists(output):
+    into = locate(output, writing=True)
+    if into.kind == "path" and os.path.exists(output):
         if os.path.exists(source) and os.path.samefile(source, output):
             raise MediaError(f"{output}: the output would overwrite the input; choose another name")
         if not overwrite:
@@ -115,22 +130,27 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
         if os.path.isdir(output) == is_video_path(Path(output)):
             raise MediaError(f"{output} exists and is a {'folder' if os.path.isdir(output) else 'file'}; "
                              f"choose another name")
+    if reconnect < 0:
+        raise MediaError(f"--reconnect must be 0 or more seconds, got {reconnect}")
     if not isinstance(model, Model):
         model = Model(model, providers=providers, threads=threads, precision=precision)
-    encoding = _encoding(output, model, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps, audio=audio,
-                         side_by_side=side_by_side, tile=tile)
+    encoding = _encoding(output, model, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps,
+                         audio=audio, side_by_side=side_by_side, tile=tile)
+    encoding = dataclasses.replace(encoding, live=locate(source).live or into.kind == "pipe")
     try:
         deblurrer = Deblurrer(model, tile=tile)
     except ValueError as e:  # options are reported like the other options of a run
         raise MediaError(str(e)) from None
-    return _deblur(Path(source), Path(output), deblurrer, encoding, side_by_side, progress)
+    reading = dict(input_format=input_format, options=input_options, frames=frames, duration=duration,
+                   reconnect=reconnect)
+    return _deblur(source, output, deblurrer, encoding, side_by_side, progress, realtime, reading)
 
 
 # the options of `deblur_video` that shape its output, and so go into the record it writes
 _SHAPING = ("codec", "crf", "preset", "pix_fmt", "fps", "audio", "side_by_side", "tile")
 
 
-def _encoding(output: str, model: Model, *, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
+def _encoding(output: str, model: Model, *, format: str | None = None, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
               fps: Fraction | int | float | str, audio: str, side_by_side: bool,
               tile: int | str | None) -> Encoding:
     """The checked encoding of an output, with the record of what makes it (model and options) for its metadata."""
@@ -138,9 +158,10 @@ def _encoding(output: str, model: Model, *, codec: str | None, crf: int | None, 
 
     if audio not in AUDIO_MODES:
         raise MediaError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}")
-    encoding = Encoding(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=_rate(fps), audio=audio)
-    encoder = codec_for(Path(output), encoding)
-    if is_video_path(Path(output)):
+    encoding = Encoding(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=_rate(fps), audio=audio,
+                        format=format)
+    encoder = codec_for(output, encoding)
+    if output == "-" or is_video_path(Path(output)):
         check_codec(encoder)
     record = {"strcnn_sdk": __version__, "model": model.path.name, "model_sha256": model.sha256,
               "codec": encoder, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
@@ -186,64 +207,118 @@ def _side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return pair
 
 
-def _deblur(source: Path, output: Path, deblurrer: Deblurrer, encoding: Encoding, side_by_side: bool,
-            progress: ProgressCallback | None, depth: int = 8) -> int:
+def _deblur(source: str, output: str, deblurrer: Deblurrer, encoding: Encoding, side_by_side: bool,
+            progress: ProgressCallback | None, realtime: bool, reading: dict, depth: int = 8) -> int:
     """The pipeline of `deblur_video`: a reader thread, the model here, a writer thread."""
-    stop = threading.Event()
-    decoded: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()  # everything stops: an error, or a file's conversion cancelled
+    ending = threading.Event()  # the reader stops; what was read is finished and kept (a live input stopped)
+    # with realtime, the frames that come during one model step wait here to be passed through
+    decoded: queue.Queue = queue.Queue(depth * (8 if realtime else 1))
     restored: queue.Queue = queue.Queue(depth)
-    with Reader(source) as reader:
-        info = reader.source
+    arrived = 0  # frames the reader has taken from the input
+    lost: list[StreamLost] = []
+    with Reader(source, **reading) as reader:
+        info, live = reader.source, reader.location.live
         width = info.width * (2 if side_by_side else 1)
-        with open_atomic(output, info, encoding, width) as writer:
-            def read() -> None:
-                for item in reader:
-                    _put(decoded, item, stop)
-                    if stop.is_set():
-                        return
-                _put(decoded, _END, stop)
 
-            def write() -> None:
-                for item in _items(restored, [], stop):
-                    if isinstance(item, av.Packet):
-                        writer.copy(item)
-                    else:
-                        writer.write(*item)
-
-            reading, writing = _Stage(read), _Stage(write)
-            pending: deque[Frame] = deque()
-            done = 0
-
-            def emit(sharp: np.ndarray) -> None:
-                nonlocal done
-                frame = pending.popleft()
-                rgb = _side_by_side(frame.rgb, sharp) if side_by_side else sharp
-                _put(restored, (rgb, frame.pts, frame.name), stop, [writing])
-                done += 1
-                if progress is not None and progress(done, info.frames) is False:
-                    raise Cancelled(f"cancelled after {done} frames; nothing written")
-
+        def read() -> None:
+            nonlocal arrived
             try:
-                reading.start()  # inside the try: an interruption right after a start still stops the stage
-                writing.start()
-                for item in _items(decoded, [reading, writing], stop):
-                    if not isinstance(item, Frame):
-                        _put(restored, item, stop, [writing])
-                        continue
-                    pending.append(item)
-                    sharp = deblurrer.push(item.rgb)
-                    if sharp is not None:
-                        emit(sharp)
-                for sharp in deblurrer.flush():
-                    emit(sharp)
-                _put(restored, _END, stop, [writing])
-                writing.join()
-                if writing.error is not None:
-                    raise writing.error
-            finally:
-                stop.set()
-                _join(reading, writing)
+                for item in reader:
+                    arrived += isinstance(item, Frame)
+                    _put(decoded, item, ending)
+                    if ending.is_set():
+                        return
+            except StreamLost as e:  # the output is finished with what came before
+                lost.append(e)
+            _put(decoded, _END, ending)
+
+        readers = _Stage(read)
+        try:
+            readers.start()  # inside the try: an interruption right after a start still stops the stage
+            with open_output(output, info, encoding, width) as writer:
+                done, passed = _restore(decoded, restored, writer, deblurrer, readers, stop, ending, live, realtime,
+                                        lambda: arrived, side_by_side, progress, info.frames)
+        finally:
+            ending.set()
+            stop.set()
+            reader.stop()
+            _join(readers)
+    if lost:
+        raise StreamLost(f"{lost[0]}; the {done} frames before are kept in {output}")
     return done
+
+
+def _restore(decoded: queue.Queue, restored: queue.Queue, writer, deblurrer: Deblurrer, reading: _Stage,
+             stop: threading.Event, ending: threading.Event, live: bool, realtime: bool, arrived: Callable[[], int],
+             side_by_side: bool, progress: ProgressCallback | None, total: int | None) -> tuple[int, int]:
+    """Run the model over the decoded frames and hand its output (and the other streams' packets) to a writer
+    thread, in order; returns the frames written and how many of them were passed through untouched."""
+    def write() -> None:
+        for item in _items(restored, [], stop):
+            if isinstance(item, av.Packet):
+                writer.copy(item)
+            else:
+                writer.write(*item)
+
+    writing = _Stage(write)
+    pending: deque[tuple[Frame, bool]] = deque()  # frames not yet written, in order; True: passed through
+    done = passed = taken = 0
+
+    def out(frame: Frame, rgb: np.ndarray) -> None:
+        nonlocal done
+        _put(restored, (_side_by_side(frame.rgb, rgb) if side_by_side else rgb, frame.pts, frame.name), stop,
+             [writing])
+        done += 1
+        report = (done, total, passed) if realtime else (done, total)
+        if progress is not None and progress(*report) is False and not ending.is_set():
+            raise Cancelled(f"cancelled after {done} frames; nothing written")
+
+    def drain() -> None:
+        """Write the frames passed through that are next in line."""
+        while pending and pending[0][1]:
+            frame = pending.popleft()[0]
+            out(frame, frame.rgb)
+
+    def emit(sharp: np.ndarray) -> None:
+        out(pending.popleft()[0], sharp)
+        drain()
+
+    try:
+        writing.start()
+        try:
+            for item in _items(decoded, [reading, writing], stop):
+                if not isinstance(item, Frame):
+                    _put(restored, item, stop, [writing])
+                    continue
+                taken += 1
+                if realtime and arrived() > taken:  # a newer frame is waiting: this one is not worth the wait
+                    passed += 1
+                    pending.append((item, True))
+                    drain()
+                    continue
+                pending.append((item, False))
+                try:
+                    sharp = deblurrer.push(item.rgb)
+                except BaseException:
+                    pending.pop()
+                    raise
+                if sharp is not None:
+                    emit(sharp)
+        except (KeyboardInterrupt, Cancelled):
+            if not live:  # an unfinished file conversion leaves nothing
+                raise
+        ending.set()  # a live input stopped by the user ends like one that finished
+        for sharp in deblurrer.flush():
+            emit(sharp)
+        _put(restored, _END, stop, [writing])
+        writing.join()
+        if writing.error is not None:
+            raise writing.error
+    finally:
+        stop.set()
+        _join(writing)
+    return done, passed
 
 
 def _join(*stages: _Stage) -> None:

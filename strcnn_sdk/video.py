@@ -1,4 +1,7 @@
-"""Reading and writing video files (PyAV) and image folders, frame by frame, as RGB uint8 arrays.
+"""Reading and writing video (PyAV) and image folders, frame by frame, as RGB uint8 arrays.
+
+Inputs are files, folders or globs of images, standard input (`-`), network URLs and FFmpeg input devices
+(`FORMAT:SPEC`); outputs are files, image folders and standard output (`-`). See `locate`.
 
 Colour: a video's own matrix and range are used to decode it (BT.709 assumed for untagged HD, BT.601 below
 720 lines, limited range when untagged) and the same are used to encode and tagged on the output, so colours
@@ -13,11 +16,14 @@ from __future__ import annotations
 import glob
 import io
 import json
+import math
 import os
 import re
 import warnings
 import shutil
 import tempfile
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -55,6 +61,10 @@ _SVT_PRESETS = {"placebo": 0, "veryslow": 2, "slower": 4, "slow": 5, "medium": 7
                 "veryfast": 10, "superfast": 11, "ultrafast": 12}
 _ASS_TAGS = re.compile(r"\{[^}]*\}")
 _RECORD_TAG = "comment"  # the one free-text tag that MP4, MOV, Matroska, WebM and AVI all keep
+NETWORK_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "rtp")
+PIPE_FORMAT = "matroska"  # what standard output gets unless told: it streams and holds any codec
+# MP4 can stream only fragmented: an empty index up front, then self-contained fragments from each keyframe
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
 
 class MediaError(ValueError):
@@ -104,11 +114,48 @@ class Frame:
     time: Fraction | None = None
 
 
+@dataclass(frozen=True)
+class Location:
+    """An input or an output as given: a path (file, folder or glob), standard input or output (`-`), a network
+    URL, or an FFmpeg input device with its source (`v4l2:/dev/video0`, `lavfi:testsrc2`). Anything but a path is
+    live: it has no length known ahead, may never end, and is not written atomically."""
+
+    text: str
+    kind: str  # "path", "pipe", "url" or "device"
+    target: str  # what FFmpeg opens: the path, "pipe:0"/"pipe:1", the URL, or the device's source
+    format: str | None = None  # the device's FFmpeg format
+
+    @property
+    def live(self) -> bool:
+        return self.kind != "path"
+
+
+def locate(spec: str | os.PathLike, writing: bool = False) -> Location:
+    """What an input (or, with `writing`, an output) names. Strings stay strings: a URL is never made a `Path`
+    (which would turn rtsp://h/x into rtsp:/h/x). An existing file wins over a device of the same spelling."""
+    text = os.fspath(spec)
+    if text == "-":
+        return Location(text, "pipe", "pipe:1" if writing else "pipe:0")
+    scheme, colon, rest = text.partition(":")
+    if colon and rest.startswith("//") and scheme.lower() in NETWORK_SCHEMES:
+        if writing:
+            raise MediaError(f"{text}: writing to a URL is not supported; write to - (standard output) and pipe it "
+                             f"into a streaming tool, e.g. ffmpeg -i - -c copy -f rtsp URL")
+        return Location(text, "url", text)
+    if colon and not writing and re.fullmatch(r"[a-z][a-z0-9_]+", scheme) and not os.path.exists(text):
+        try:
+            av.ContainerFormat(scheme, "r")
+            return Location(text, "device", rest, scheme)
+        except ValueError:  # not an input format of this FFmpeg: a path
+            pass
+    return Location(text, "path", text)
+
+
 @dataclass
 class Source:
     """What a reader knows about its input before the first frame, for the writer and the progress bar."""
 
-    path: Path
+    name: str
     width: int
     height: int
     frames: int | None
@@ -159,32 +206,55 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def iter_frames(source: str | os.PathLike) -> Iterator[Frame]:
-    """The frames of a video file (or of a folder or quoted glob of images) in order, decoded as RGB (uint8, or
-    float32 in [0, 1] for video of more than 8 bits) with their times: for an application that runs its own
-    loop, e.g. into `Deblurrer.push`."""
-    with Reader(source) as reader:
+def iter_frames(source: str | os.PathLike, **options) -> Iterator[Frame]:
+    """The frames of a video (a file, `-` for standard input, a URL, a `FORMAT:SPEC` device, or a folder or
+    quoted glob of images) in order, decoded as RGB (uint8, or float32 in [0, 1] for video of more than 8 bits)
+    with their times: for an application that runs its own loop, e.g. into `Deblurrer.push`. `options` are
+    `Reader`'s (input_format, options, frames, duration, reconnect, timeout)."""
+    with Reader(source, **options) as reader:
         for item in reader:
             if isinstance(item, Frame):
                 yield item
 
 
+class StreamLost(MediaError):
+    """A network input dropped and could not be reopened in time; what was read before is kept."""
+
+
 class Reader:
-    """Frames of a video file, or of a folder or glob of images, in order. Use as a context manager.
+    """Frames of a video (file, standard input, URL or device), or of a folder or glob of images, in order. Use as
+    a context manager.
 
     Opening reads up to the first frame, so that a missing, damaged or frameless input fails before any output
-    exists, and `source` (size, timing, colour, rotation) is known from the start."""
+    exists, and `source` (size, timing, colour, rotation) is known from the start. `input_format` names the
+    FFmpeg format where it cannot be guessed (raw streams on a pipe); `options` are the demuxer's (rtsp_transport,
+    video_size, ...). `frames` and `duration` (seconds of the input's timestamps) end the input early, which is
+    how an endless live source ends; packets of other streams past that time are left out too. A URL that fails
+    mid-stream is reopened, waiting 0.5 s, 1 s, 2 s ... between tries, for up to `reconnect` seconds, then
+    `StreamLost` is raised; `timeout` is how long a URL may stay silent before that counts as a failure."""
 
-    def __init__(self, spec: Path) -> None:
-        self.spec = Path(spec)
-        self.container = None
-        if not self.spec.exists() and not glob.has_magic(str(spec)):
-            raise MediaError(f"{spec}: no such file or folder")
-        if is_video_path(self.spec):
-            self._items = self._open_video()
+    def __init__(self, spec: str | os.PathLike, *, input_format: str | None = None,
+                 options: dict[str, str] | None = None, frames: int | None = None, duration: float | None = None,
+                 reconnect: float = 30.0, timeout: float = 10.0) -> None:
+        self.location = locate(spec)
+        self.name = self.location.text
+        self.input_format, self.options = input_format, dict(options or {})
+        self.frames, self.duration = frames, duration
+        self.reconnect, self.timeout = reconnect, timeout
+        self.missing = 0  # frames absent from a live input's timestamps: lost upstream, before they reached us
+        self.container, self._dropped = None, []  # the containers before a reconnection, closed with this one
+        self._stopping = threading.Event()
+        if frames is not None and frames < 1 or duration is not None and duration <= 0:
+            raise MediaError("--frames and --duration must be positive")
+        path = Path(self.name)
+        if self.location.kind == "path" and not path.exists() and not glob.has_magic(self.name):
+            raise MediaError(f"{self.name}: no such file or folder")
+        if self.location.kind != "path" or is_video_path(path):
+            items = self._open_video()
         else:
-            self.paths = _image_paths(self.spec)
-            self._items = self._images()
+            self.paths = _image_paths(path)
+            items = self._images()
+        self._items = self._limited(items)
         self._head = []
         try:
             for item in self._items:
@@ -192,23 +262,38 @@ class Reader:
                 if isinstance(item, Frame):
                     break
             else:
-                raise MediaError(f"{self.spec}: the video has no frames")
+                raise MediaError(f"{self.name}: the video has no frames")
         except BaseException:
             self.close()
             raise
         first = self._head[-1]
         self.source.height, self.source.width = first.rgb.shape[:2]
+        if duration is not None and first.time is None:
+            self.close()
+            raise MediaError(f"{self.name}: has no timestamps, so --duration cannot apply; use --frames")
+        expected = [n for n in (self.source.frames, frames,
+                                duration and self.source.rate and math.ceil(duration * self.source.rate)) if n]
+        self.source.frames = min(expected) if expected else None
+
+    def _open(self):
+        """The container of a video input, opened (not yet read)."""
+        kind, name = self.location.kind, self.name
+        if kind == "path" and not os.access(name, os.R_OK):
+            raise MediaError(f"{name}: not readable (permission denied)")
+        try:
+            return av.open(self.location.target, "r", format=self.input_format or self.location.format,
+                           container_options=self.options, timeout=self.timeout if kind == "url" else None)
+        except av.FFmpegError as e:
+            hint = {"pipe": "; name its format with --input-format (e.g. matroska, mpegts, nut, yuv4mpegpipe)",
+                    "url": "; check the address and that the stream is running",
+                    "device": "; check the device name and its options (--input-option)"}.get(kind, "")
+            raise MediaError(f"{name}: not a readable video ({e.strerror or e}){hint}") from None
 
     def _open_video(self) -> Iterator[Frame | av.Packet]:
-        if not os.access(self.spec, os.R_OK):
-            raise MediaError(f"{self.spec}: not readable (permission denied)")
-        try:
-            self.container = av.open(str(self.spec), "r")
-        except av.FFmpegError as e:
-            raise MediaError(f"{self.spec}: not a readable video ({e.strerror or e})") from None
+        self.container = self._open()
         if not self.container.streams.video:
             self.close()
-            raise MediaError(f"{self.spec}: has no video (no video stream, or one without frames)")
+            raise MediaError(f"{self.name}: has no video (no video stream, or one without frames)")
         stream = self.container.streams.video[0]
         stream.thread_type = "AUTO"
         context = stream.codec_context
@@ -216,47 +301,116 @@ class Reader:
         # AVI keeps no presentation timestamps (frames with B-frames come out labelled in decode order): its
         # frames are numbered at the constant rate instead
         numbered = "avi" in self.container.format.name.split(",")
-        self.source = Source(self.spec, context.width, context.height, stream.frames or None,
+        self.source = Source(self.name, context.width, context.height, stream.frames or None,
                              stream.average_rate or stream.guessed_rate, None if numbered else stream.time_base,
                              Colour.of(context, context.height), aspect=context.sample_aspect_ratio or None,
                              copy_streams=copy)
         if context.color_trc in _HDR_TRANSFERS:
-            warnings.warn(f"{self.spec}: HDR video ({_HDR_TRANSFERS[context.color_trc]}); the model was trained on "
+            warnings.warn(f"{self.name}: HDR video ({_HDR_TRANSFERS[context.color_trc]}); the model was trained on "
                           f"SDR footage, so expect less gain and possible colour shifts", MediaWarning, stacklevel=3)
         return self._decode(stream)
 
     def _decode(self, stream) -> Iterator[Frame | av.Packet]:
         colour, count = self.source.colour, 0
         deep = _bits(stream.codec_context.pix_fmt or "yuv420p") > 8
-        try:
-            for packet in self.container.demux(stream, *self.source.copy_streams):
-                if packet.stream is not stream:
-                    if packet.dts is not None:
-                        yield packet
-                    continue
-                for frame in packet.decode():
-                    if count == 0:
-                        self.source.rotation = int(frame.rotation or 0)
-                        size = frame.width, frame.height
-                        if frame.pts is None:  # a raw stream (.h264, .hevc): numbered at its frame rate
-                            self.source.time_base = None
-                            self.source.rate = stream.guessed_rate or stream.average_rate or None
-                    elif (frame.width, frame.height) != size:
-                        raise MediaError(f"{self.spec}: frame {count} is {frame.width}x{frame.height} but the "
-                                         f"video starts at {size[0]}x{size[1]}; a size change mid-video is not "
-                                         f"supported: cut the video there and deblur the parts separately")
-                    count += 1
-                    rgb = frame.reformat(format="rgb48le" if deep else "rgb24",
-                                         src_colorspace=_MATRICES[colour.matrix], src_color_range=colour.range,
-                                         interpolation=_DECODE).to_ndarray()
-                    if deep:  # more than 8 bits: float32 keeps them through the model
-                        rgb = rgb.astype(np.float32) / 65535
-                    if self.source.time_base is not None:
-                        yield Frame(rgb, frame.pts, time=frame.pts * self.source.time_base)
-                    else:
-                        yield Frame(rgb, None, time=(count - 1) / self.source.rate if self.source.rate else None)
-        except av.FFmpegError as e:
-            raise MediaError(f"{self.spec}: damaged video after {count} frames ({e.strerror or e})") from None
+        shift, last = None, None  # seconds added to timestamps after a reconnection; the last frame's time
+        while True:
+            try:
+                for packet in self.container.demux(stream, *self.source.copy_streams):
+                    if shift is None and packet.pts is not None and last is not None:  # first packet after reopening
+                        step = 1 / self.source.rate if self.source.rate else Fraction(0)
+                        shift = max(Fraction(0), last + step - packet.pts * packet.time_base)
+                    if packet.stream is not stream:
+                        if packet.dts is not None:
+                            if shift:
+                                packet.pts = packet.pts + round(shift / packet.time_base)
+                                packet.dts = packet.dts + round(shift / packet.time_base)
+                            yield packet
+                        continue
+                    for frame in packet.decode():
+                        if count == 0:
+                            self.source.rotation = int(frame.rotation or 0)
+                            size = frame.width, frame.height
+                            if frame.pts is None:  # a raw stream (.h264, .hevc): numbered at its frame rate
+                                self.source.time_base = None
+                                self.source.rate = stream.guessed_rate or stream.average_rate or None
+                        elif (frame.width, frame.height) != size:
+                            raise MediaError(f"{self.name}: frame {count} is {frame.width}x{frame.height} but the "
+                                             f"video starts at {size[0]}x{size[1]}; a size change mid-video is not "
+                                             f"supported: cut the video there and deblur the parts separately")
+                        count += 1
+                        rgb = frame.reformat(format="rgb48le" if deep else "rgb24",
+                                             src_colorspace=_MATRICES[colour.matrix], src_color_range=colour.range,
+                                             interpolation=_DECODE).to_ndarray()
+                        if deep:  # more than 8 bits: float32 keeps them through the model
+                            rgb = rgb.astype(np.float32) / 65535
+                        if self.source.time_base is not None:
+                            last = frame.pts * stream.time_base + (shift or 0)
+                            yield Frame(rgb, round(last / self.source.time_base), time=last)
+                        else:
+                            last = (count - 1) / self.source.rate if self.source.rate else None
+                            yield Frame(rgb, None, time=last)
+                return
+            except av.FFmpegError as e:
+                if self.location.kind != "url" or self.reconnect <= 0:
+                    raise MediaError(f"{self.name}: damaged video after {count} frames ({e.strerror or e})") \
+                        from None
+                stream, shift = self._reopen(e, count), None
+
+    def _reopen(self, error: Exception, count: int):
+        """Open a dropped URL again, with growing waits, for up to `reconnect` seconds; its video stream."""
+        start, wait = time.monotonic(), 0.5
+        while not self._stopping.wait(min(wait, max(0.0, self.reconnect - (time.monotonic() - start)))):
+            try:
+                container = self._open()
+            except MediaError as e:
+                error = e
+                if time.monotonic() - start >= self.reconnect:
+                    break
+                wait = min(2 * wait, 8.0)
+                continue
+            if not container.streams.video:
+                container.close()
+                break
+            self._dropped.append(self.container)
+            self.container = container
+            warnings.warn(f"{self.name}: the stream dropped after {count} frames and was reopened after "
+                          f"{time.monotonic() - start:.1f} s", MediaWarning, stacklevel=2)
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            by_index = {s.index: s for s in container.streams}
+            self.source.copy_streams = [by_index[s.index] for s in self.source.copy_streams if s.index in by_index]
+            return stream
+        raise StreamLost(f"{self.name}: the stream dropped after {count} frames ({getattr(error, 'strerror', None) or error}) "
+                         f"and could not be reopened within {self.reconnect:g} s (--reconnect)")
+
+    def _limited(self, items: Iterator[Frame | av.Packet]) -> Iterator[Frame | av.Packet]:
+        """`items` up to `frames` frames and `duration` seconds (other streams' packets cut at the same time),
+        counting the frames a live input's timestamps show missing."""
+        count, end, previous = 0, None, None
+        for item in items:
+            if not isinstance(item, Frame):
+                if end is None or item.pts is None or item.pts * item.time_base < end:
+                    yield item
+                continue
+            if item.time is not None:
+                if end is None:
+                    rate = self.source.rate
+                    ends = [self.duration, self.frames and rate and Fraction(self.frames) / rate]
+                    end = item.time + min(Fraction(e) for e in ends if e) if any(ends) else None
+                if end is not None and item.time >= end:
+                    break
+                if self.location.live and previous is not None and self.source.rate:
+                    self.missing += max(0, round((item.time - previous) * self.source.rate) - 1)
+                previous = item.time
+            yield item
+            count += 1
+            if count == self.frames:
+                break
+        if self.missing:
+            warnings.warn(f"{self.name}: {self.missing} frames are missing from the input's timestamps: the source "
+                          f"dropped them before they reached strcnn (a camera or network stream does not wait)",
+                          MediaWarning, stacklevel=2)
 
     def _images(self) -> Iterator[Frame]:
         size = None
@@ -264,7 +418,7 @@ class Reader:
             rgb = read_image(path)
             if size is None:
                 size = rgb.shape[:2]
-                self.source = Source(self.spec, size[1], size[0], len(self.paths))
+                self.source = Source(self.name, size[1], size[0], len(self.paths))
             elif rgb.shape[:2] != size:
                 raise MediaError(f"{path}: is {rgb.shape[0]}x{rgb.shape[1]} but the first image is "
                                  f"{size[0]}x{size[1]}; all images of a sequence must have one size")
@@ -276,10 +430,15 @@ class Reader:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def stop(self) -> None:
+        """Cut short a wait between reconnection tries (from another thread), e.g. when the run is stopped."""
+        self._stopping.set()
+
     def close(self) -> None:
-        if self.container is not None:
-            self.container.close()
-            self.container = None
+        for container in [self.container, *self._dropped]:
+            if container is not None:
+                container.close()
+        self.container, self._dropped = None, []
 
     def __iter__(self) -> Iterator[Frame | av.Packet]:
         """Frames in order; for a video also the packets of the streams to copy, where they come."""
@@ -298,12 +457,15 @@ class Encoding:
     pix_fmt: str = "yuv420p"
     fps: Fraction = Fraction(25)  # for image inputs, which carry no timing
     audio: str = "copy"  # one of AUDIO_MODES
+    format: str | None = None  # the container: None for what the file's name says (Matroska on standard output)
+    live: bool = False  # low latency: x264/x265 tuned for zero latency (no B-frames, no lookahead), VP9 without lag
     record: dict | None = None  # what made the output (model, settings), kept in its metadata: see `read_record`
 
 
-def codec_for(path: Path, encoding: Encoding) -> str:
-    """The encoder for an output file: the one asked for, else what its container holds and browsers play."""
-    return encoding.codec or ("libvpx-vp9" if Path(path).suffix.lower() == ".webm" else "libx264")
+def codec_for(path: str | os.PathLike, encoding: Encoding) -> str:
+    """The encoder for an output: the one asked for, else what its container holds and browsers play."""
+    webm = encoding.format == "webm" or encoding.format is None and Path(path).suffix.lower() == ".webm"
+    return encoding.codec or ("libvpx-vp9" if webm else "libx264")
 
 
 def check_codec(name: str) -> None:
@@ -317,24 +479,30 @@ def check_codec(name: str) -> None:
 
 
 class Writer:
-    """Writes RGB frames to a video file or an image folder. Use `open_atomic` to get one."""
+    """Writes RGB frames to a video file, an image folder or standard output ("pipe:1"). Use `open_output` to get
+    one."""
 
-    def __init__(self, path: Path, source: Source, encoding: Encoding, width: int) -> None:
+    def __init__(self, path: Path | str, source: Source, encoding: Encoding, width: int) -> None:
         self.path, self.source, self.encoding = path, source, encoding
         self.width, self.height = width, source.height
         self.count = 0
         self.container = None
+        folder = path != "pipe:1" and not is_video_path(Path(path))
         # float frames (from input of more than 8 bits) are written with 16 bits where the output keeps them
-        self.deep = not is_video_path(path) or _bits(encoding.pix_fmt) > 8
-        if not is_video_path(path):
+        self.deep = folder or _bits(encoding.pix_fmt) > 8
+        if folder:
             path.mkdir()
             return
         codec = codec_for(path, encoding)
         check_codec(codec)
+        name = "standard output" if path == "pipe:1" else path
+        fmt = encoding.format or (PIPE_FORMAT if path == "pipe:1" else None)
         try:
-            self.container = av.open(str(path), "w")
-        except av.FFmpegError as e:
-            raise MediaError(f"{path}: cannot write this kind of file ({e.strerror or e})") from None
+            self.container = av.open(str(path), "w", format=fmt,
+                                     options=_FRAGMENTED if path == "pipe:1" and fmt in ("mp4", "mov") else None)
+        except (av.FFmpegError, ValueError) as e:
+            raise MediaError(f"{name}: cannot write this kind of {'stream' if path == 'pipe:1' else 'file'} "
+                             f"({getattr(e, 'strerror', None) or e}); choose another --format") from None
         try:  # the container is closed again if anything below fails: no file handle or muxer is left open
             if encoding.record is not None:
                 self.container.metadata[_RECORD_TAG] = json.dumps(encoding.record, sort_keys=True)
@@ -358,7 +526,7 @@ class Writer:
         # AVI stores one frame per tick of a constant rate, so there frames are numbered; elsewhere the input's
         # timestamps are kept (variable rates included), and the encoder works in the input's time base too, so
         # that no timestamp is rounded to the frame rate
-        self.numbered = self.path.suffix.lower() == ".avi" or source.time_base is None
+        self.numbered = "avi" in self.container.format.name.split(",") or source.time_base is None
         self.time_base = 1 / Fraction(rate) if self.numbered else source.time_base
         stream.time_base = stream.codec_context.time_base = self.time_base
         subsampled = encoding.pix_fmt.startswith(("yuv420", "yuv422", "nv12"))
@@ -382,6 +550,10 @@ class Writer:
             options["preset"] = str(_SVT_PRESETS.get(str(encoding.preset), encoding.preset))
         if codec == "libx265":
             options["x265-params"] = "log-level=error"  # x265 reports every setting on stderr otherwise
+        if encoding.live and codec in ("libx264", "libx265"):
+            options["tune"] = "zerolatency"  # each frame leaves the encoder as it goes in
+        elif encoding.live and codec == "libvpx-vp9":
+            options.update({"lag-in-frames": "0", "deadline": "realtime"})
         stream.options = options
         if source.rotation:
             stream.set_display_rotation(source.rotation)
@@ -587,6 +759,26 @@ class _Subtitles:
 
     def close(self) -> None:
         pass
+
+
+@contextmanager
+def open_output(spec: str | os.PathLike, source: Source, encoding: Encoding, width: int) -> Iterator[Writer]:
+    """A Writer onto an output: standard output for "-" (written as it goes: a stream cannot be taken back),
+    else a file or folder by `open_atomic`."""
+    if locate(spec, writing=True).kind != "pipe":
+        with open_atomic(Path(spec), source, encoding, width) as writer:
+            yield writer
+        return
+    writer = Writer("pipe:1", source, encoding, width)
+    try:
+        yield writer
+        writer.close()
+        writer = None
+    except av.FFmpegError as e:
+        raise MediaError(f"standard output: writing failed ({e.strerror or e})") from None
+    finally:
+        if writer is not None and writer.container is not None:
+            _close_quietly(writer.container)
 
 
 @contextmanager
