@@ -123,7 +123,8 @@ def deblur(
         raise KeyboardInterrupt
 
     for signum in (signal.SIGINT, signal.SIGTERM):  # a kill cleans up like Ctrl-C
-        signal.signal(signum, interrupt)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # a background job started with Ctrl-C ignored stays so
+            signal.signal(signum, interrupt)
     tiles, options = _tile(tile), _key_values(input_option or [])
     try:
         loaded = load_model(model, provider, threads, precision)

@@ -313,13 +313,14 @@ class Reader:
     def _decode(self, stream) -> Iterator[Frame | av.Packet]:
         colour, count = self.source.colour, 0
         deep = _bits(stream.codec_context.pix_fmt or "yuv420p") > 8
-        shift, last = None, None  # seconds added to timestamps after a reconnection; the last frame's time
+        # seconds added to timestamps after a reconnection, so that they go on from the last frame's time
+        shift, last, resumed = Fraction(0), None, False
         while True:
             try:
                 for packet in self.container.demux(stream, *self.source.copy_streams):
-                    if shift is None and packet.pts is not None and last is not None:  # first packet after reopening
+                    if resumed and packet.pts is not None:  # the first packet after reopening
                         step = 1 / self.source.rate if self.source.rate else Fraction(0)
-                        shift = max(Fraction(0), last + step - packet.pts * packet.time_base)
+                        shift, resumed = max(shift, last + step - packet.pts * packet.time_base), False
                     if packet.stream is not stream:
                         if packet.dts is not None:
                             if shift:
@@ -345,7 +346,7 @@ class Reader:
                         if deep:  # more than 8 bits: float32 keeps them through the model
                             rgb = rgb.astype(np.float32) / 65535
                         if self.source.time_base is not None:
-                            last = frame.pts * stream.time_base + (shift or 0)
+                            last = frame.pts * stream.time_base + shift
                             yield Frame(rgb, round(last / self.source.time_base), time=last)
                         else:
                             last = (count - 1) / self.source.rate if self.source.rate else None
@@ -355,7 +356,7 @@ class Reader:
                 if self.location.kind != "url" or self.reconnect <= 0:
                     raise MediaError(f"{self.name}: damaged video after {count} frames ({e.strerror or e})") \
                         from None
-                stream, shift = self._reopen(e, count), None
+                stream, resumed = self._reopen(e, count), last is not None
 
     def _reopen(self, error: Exception, count: int):
         """Open a dropped URL again, with growing waits, for up to `reconnect` seconds; its video stream."""
@@ -397,7 +398,7 @@ class Reader:
                 if end is None:
                     rate = self.source.rate
                     ends = [self.duration, self.frames and rate and Fraction(self.frames) / rate]
-                    end = item.time + min(Fraction(e) for e in ends if e) if any(ends) else None
+                    end = item.time + min(Fraction(str(e)) for e in ends if e) if any(ends) else None
                 if end is not None and item.time >= end:
                     break
                 if self.location.live and previous is not None and self.source.rate:
