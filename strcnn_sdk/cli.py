@@ -369,6 +369,10 @@ def bench(
     many: Annotated[int, typer.Option(min=0, help="instead: videos per hour of deblur-many over this many short "
                                                   "320x240 clips, one after another and on a local Ray instance")] = 0,
     many_frames: Annotated[int, typer.Option(min=3, help="frames of each clip of --many")] = 20,
+    live: Annotated[bool, typer.Option(help="instead: the end-to-end latency and the sustainable frame rate of live "
+                                            "deblurring at --sizes, on the CPU and on CUDA where usable")] = False,
+    live_rate: Annotated[float, typer.Option(min=1, help="frame rate of the live source of --live")] = 25.0,
+    live_frames: Annotated[int, typer.Option(min=5, help="frames of each --live measurement")] = 50,
 ) -> None:
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
     typer.echo(f"cpu: {cpu_flags()}; onnxruntime {ort.__version__}; rss {rss_mib():.0f} MiB")
@@ -379,6 +383,9 @@ def bench(
         return
     if many:
         _bench_many(model, threads, many, many_frames)
+        return
+    if live:
+        _bench_live(model, threads, [_parse_size(size) for size in sizes.split(",")], live_rate, live_frames, preset)
         return
     rng = np.random.default_rng(0)
     first = None  # the first model benchmarked also serves the memory and pipeline checks
@@ -454,6 +461,56 @@ def _bench_many(model: Path | None, threads: int | None, videos: int, frames: in
                        f"{seconds:.1f} s = {rates[-1]:.0f} videos/hour")
         if len(rates) == 2:
             typer.echo(f"Ray local / this machine: {rates[1] / rates[0]:.2f}x")
+
+
+def _bench_live(model: Path | None, threads: int | None, sizes: list[tuple[int, int]], rate: float, frames: int,
+                preset: str) -> None:
+    """Live deblurring of FFmpeg's test source into a file, per provider and size: the sustainable frame rate
+    (the source unpaced), then the latency of each frame with the source paced at `rate`, without and with
+    --realtime. A frame's latency runs from when the paced source releases it to when its deblurred frame goes
+    to the encoder, so it includes the model's one frame of look-ahead."""
+    from .pipeline import deblur_video
+
+    typer.echo(f"live: lavfi testsrc2, {frames} frames a figure, libx264 {preset} tuned for zero latency")
+    usable = "CUDAExecutionProvider" in ort.get_available_providers() and nvidia_driver_present()
+    for provider in ("cpu", "cuda"):
+        if provider == "cuda" and not usable:
+            typer.echo("cuda: not measured (needs onnxruntime-gpu and an NVIDIA GPU with its driver; not usable here)")
+            continue
+        loaded = load_model(model, provider, threads, "auto")
+        if loaded.provider != {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[provider]:
+            typer.echo(f"{provider}: not measured (ONNX Runtime fell back to {loaded.provider})")
+            continue
+        for width, height in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                def run(count: int, paced: bool, realtime: bool = False) -> tuple[list[float], int]:
+                    """When each frame went to the encoder, in seconds from the start, and the frames passed
+                    through."""
+                    source = f"lavfi:testsrc2=size={width}x{height}:rate={rate}{',realtime' if paced else ''}"
+                    written, passed = [], [0]
+
+                    def progress(done: int, total: int | None, through: int = 0) -> None:
+                        written.append(time.perf_counter() - start)
+                        passed[0] = through
+
+                    start = time.perf_counter()
+                    deblur_video(source, Path(tmp) / "live.mkv", model=loaded, preset=preset, frames=count,
+                                 realtime=realtime, progress=progress, overwrite=True)
+                    return written, passed[0]
+
+                run(3, paced=False)  # warm-up: the session's first runs are slower
+                unpaced, _ = run(frames, paced=False)
+                sustainable = (frames - 1) / (unpaced[-1] - unpaced[0])
+                figures = []
+                for realtime in (False, True):
+                    written, passed = run(frames, paced=True, realtime=realtime)
+                    latency = [t - i / rate for i, t in enumerate(written)]  # frame i is released at i / rate
+                    figures.append(f"{'with' if realtime else 'without'} --realtime latency median "
+                                   f"{1000 * float(np.median(latency)):.0f} ms, p99 "
+                                   f"{1000 * float(np.percentile(latency, 99)):.0f} ms"
+                                   + (f", {passed} of {frames} frames passed through" if realtime else ""))
+                typer.echo(f"{loaded.provider} {loaded.meta['precision']} {width}x{height}: sustainable "
+                           f"{sustainable:.2f} fps; source at {rate:g} fps: {'; '.join(figures)}")
 
 
 def _bench_tiling(model: Model, frames: int) -> None:

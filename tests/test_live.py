@@ -259,3 +259,25 @@ def test_realtime_passes_frames_through_untouched_when_the_model_falls_behind(tm
             assert len(seen[-1]) == 3 and 10 < passed < 30 and untouched == passed
         else:
             assert len(seen[-1]) == 2 and untouched == 0  # every frame waits for the model
+
+
+def test_the_opencv_example_writes_the_side_by_side_video_headless(tmp_path, tiny):
+    clip = tmp_path / "in.mp4"
+    make_video(clip, frames=6, size=(48, 64))
+    out = tmp_path / "live.mp4"
+    run = subprocess.run([sys.executable, ROOT / "examples" / "live.py", clip, "--model", tiny[0], "--out", out,
+                          "--frames", "5"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    facts = video_facts(out)
+    assert facts["frames"] == 5 and facts["size"] == (48, 128)  # input and output side by side
+    missing = subprocess.run([sys.executable, ROOT / "examples" / "live.py", tmp_path / "none.mp4"],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "cannot open" in missing.stderr
+
+
+def test_bench_live_prints_latency_and_the_sustainable_rate(tiny):
+    run = cli("bench", "--live", "--sizes", "32x24", "--live-frames", "5", "--model", tiny[0])
+    out = run.stdout.decode()
+    assert run.returncode == 0, run.stderr.decode()
+    assert "cpu:" in out and "sustainable" in out and "p99" in out and "passed through" in out
+    assert "cuda: not measured" in out or "CUDAExecutionProvider" in out
