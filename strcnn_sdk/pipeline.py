@@ -150,8 +150,8 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
 _SHAPING = ("codec", "crf", "preset", "pix_fmt", "fps", "audio", "side_by_side", "tile")
 
 
-def _encoding(output: str, model: Model, *, format: str | None = None, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
-              fps: Fraction | int | float | str, audio: str, side_by_side: bool,
+def _encoding(output: str, model: Model, *, format: str | None = None, codec: str | None, crf: int | None,
+              preset: str | None, pix_fmt: str, fps: Fraction | int | float | str, audio: str, side_by_side: bool,
               tile: int | str | None) -> Encoding:
     """The checked encoding of an output, with the record of what makes it (model and options) for its metadata."""
     from . import __version__

@@ -382,8 +382,9 @@ class Reader:
             by_index = {s.index: s for s in container.streams}
             self.source.copy_streams = [by_index[s.index] for s in self.source.copy_streams if s.index in by_index]
             return stream
-        raise StreamLost(f"{self.name}: the stream dropped after {count} frames ({getattr(error, 'strerror', None) or error}) "
-                         f"and could not be reopened within {self.reconnect:g} s (--reconnect)")
+        why = getattr(error, "strerror", None) or error
+        raise StreamLost(f"{self.name}: the stream dropped after {count} frames ({why}) and could not be reopened "
+                         f"within {self.reconnect:g} s (--reconnect)")
 
     def _limited(self, items: Iterator[Frame | av.Packet]) -> Iterator[Frame | av.Packet]:
         """`items` up to `frames` frames and `duration` seconds (other streams' packets cut at the same time),

@@ -44,8 +44,8 @@ def test_node_reproduces_the_golden_sequence():
     assert "max abs difference" in out
 
 
-def test_browser_reproduces_the_golden_sequence():
+def test_browser_reproduces_the_golden_sequence_and_deblurs_the_camera():
     if not Path("/usr/bin/chromium").exists() and shutil.which("chromium") is None:
         pytest.skip("needs Chromium (Debian: apt-get install chromium)")
     out = npm_test(ROOT / "examples" / "web")
-    assert "onnxruntime-web in Chromium" in out
+    assert "onnxruntime-web in Chromium" in out and "camera mode on WebAssembly" in out

@@ -1,23 +1,33 @@
-// The demo page: frames from a clip or images -> Deblurrer (../js/strcnn.mjs) on onnxruntime-web -> before/after.
-// With ?golden it instead runs the golden sequence and publishes the comparison as window.golden (for tests).
-import * as ort from './node_modules/onnxruntime-web/dist/ort.wasm.min.mjs';
+// The demo page: frames from a clip, images or the camera -> Deblurrer (../js/strcnn.mjs) on onnxruntime-web ->
+// before/after. WebGPU where the browser has it, WebAssembly otherwise (?wasm forces it).
+// With ?golden it instead runs the golden sequence (on WebAssembly) and publishes the comparison as window.golden;
+// with ?camera&check it runs the camera for a few frames and publishes checks of the stream as window.cameraCheck
+// (tests). ?model=URL runs another .onnx (with its .json beside it); ?width=N sets the camera frames' width.
 import { maxAbsDifference } from '../js/golden.mjs';
 import { Deblurrer, toRGBA } from '../js/strcnn.mjs';
 
-ort.env.wasm.wasmPaths = new URL('./node_modules/onnxruntime-web/dist/', import.meta.url).href;
-ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation, which a plain static server does not give
-
 const params = new URLSearchParams(location.search);
 const MAX_WIDTH = 480, MAX_FRAMES = Number(params.get('frames') ?? 75), FPS = 25;
+const CAMERA_WIDTH = Number(params.get('width') ?? 320);  // camera frames are scaled down to this width
 const $ = (id) => document.getElementById(id);
 const status = (text) => { $('status').textContent = text; };
+
+// WebGPU needs an adapter, not just the API: a browser without a usable GPU has navigator.gpu but no adapter
+const webgpu = !params.has('golden') && !params.has('wasm') && 'gpu' in navigator
+  && (await navigator.gpu.requestAdapter().catch(() => null)) !== null;
+const BACKEND = webgpu ? 'WebGPU' : 'WebAssembly';
+const dist = new URL('./node_modules/onnxruntime-web/dist/', import.meta.url).href;
+const ort = await import(`${dist}${webgpu ? 'ort.webgpu.min.mjs' : 'ort.wasm.min.mjs'}`);
+ort.env.wasm.wasmPaths = dist;
+ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation, which a plain static server does not give
 
 async function load(onnxUrl) {
   const [bytes, sidecar] = await Promise.all([
     fetch(onnxUrl).then((r) => r.arrayBuffer()),
     fetch(onnxUrl.replace(/\.onnx$/, '.json')).then((r) => r.json()),
   ]);
-  return { deblurrer: await Deblurrer.create(ort, new Uint8Array(bytes), sidecar), sidecar };
+  const options = { executionProviders: [webgpu ? 'webgpu' : 'wasm'] };
+  return { deblurrer: await Deblurrer.create(ort, new Uint8Array(bytes), sidecar, options), sidecar };
 }
 
 function pixels(source, width, height) {
@@ -79,6 +89,85 @@ async function run(deblurrer, frames) {
   return { before, after, planar };
 }
 
+const nextVideoFrame = (video) => new Promise((resolve) => (video.requestVideoFrameCallback
+  ? video.requestVideoFrameCallback(resolve) : requestAnimationFrame(resolve)));
+
+let camera = null;  // the running camera: { stop() }
+
+/** Deblur the camera live: the newest camera frame each time the model is free (frames that come meanwhile are
+ * not shown), one stream whose recurrent state goes from frame to frame. Shows the output rate and the latency
+ * from capture to display, which includes the model's look-ahead of one frame. Stops after `limit` outputs or
+ * on stop(); resolves to the frames pushed and the planar outputs. */
+async function live(deblurrer, limit = Infinity) {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 } }, audio: false });
+  const video = Object.assign(document.createElement('video'), { srcObject: stream, muted: true, playsInline: true });
+  await video.play();
+  const scale = Math.min(1, CAMERA_WIDTH / video.videoWidth);
+  const [width, height] = [2 * Math.round(video.videoWidth * scale / 2), 2 * Math.round(video.videoHeight * scale / 2)];
+  let running = true;
+  camera = { stop: () => { running = false; } };
+  $('camera').textContent = 'Stop the camera';
+  const inputs = [], outputs = [], waiting = [];  // waiting: frames pushed whose output is still to come
+  const started = performance.now();
+  deblurrer.reset();
+  try {
+    while (running && outputs.length < limit) {
+      await nextVideoFrame(video);
+      const frame = pixels(video, width, height);
+      inputs.push(frame);
+      waiting.push({ frame, at: performance.now() });
+      const sharp = await deblurrer.push(frame);
+      if (!sharp) continue;
+      const { frame: before, at } = waiting.shift();
+      outputs.push(sharp);
+      show($('before'), before);
+      show($('after'), { width, height, rgba: toRGBA(sharp, width, height) });
+      const fps = outputs.length / ((performance.now() - started) / 1000);
+      status(`camera ${width}x${height} on ${BACKEND}: ${outputs.length} frames, ${fps.toFixed(2)} fps, latency `
+        + `${(performance.now() - at).toFixed(0)} ms (capture to display)`);
+      if (limit === Infinity) inputs.length = 0;  // kept only for a bounded check run
+    }
+  } finally {
+    stream.getTracks().forEach((track) => track.stop());
+    camera = null;
+    $('camera').textContent = 'Use the camera';
+  }
+  return { inputs, outputs, width, height };
+}
+
+/** The checks of a short camera run: frames flow, the output differs from the input, and the state goes from
+ * frame to frame (a stream replayed from the first frame gives the same output; one started a frame before the
+ * compared frame, so with the same window but a shorter history, does not). */
+async function checkCamera(deblurrer, sidecar) {
+  const { inputs, outputs, width, height } = await live(deblurrer, Number(params.get('frames') ?? 6));
+  const replay = async (frames) => {
+    deblurrer.reset();
+    const out = [];
+    for (const frame of frames) { const sharp = await deblurrer.push(frame); if (sharp) out.push(sharp); }
+    return out;
+  };
+  const differ = (a, b) => a.data.reduce((worst, v, i) => Math.max(worst, Math.abs(v - b.data[i])), 0);
+  const k = 2;  // the compared output: input k, with the window of inputs k-1, k, k+1
+  const again = await replay(inputs.slice(0, k + 2));
+  const later = await replay(inputs.slice(k - 1, k + 2));
+  const input = toPlanarLike(inputs[k], outputs[k]);
+  return {
+    backend: BACKEND, trained: sidecar.trained, width, height, frames: outputs.length,
+    changed: differ(outputs[k], input), replayed: differ(outputs[k], again[k]), fresh: differ(outputs[k], later[1]),
+  };
+}
+
+/** An input frame as planar floats laid out like an output (for comparing the two). */
+function toPlanarLike(frame, like) {
+  const data = new Float32Array(like.data.length), plane = like.H * like.W;
+  for (let y = 0; y < frame.height; y++) {
+    for (let x = 0; x < frame.width; x++) {
+      for (let c = 0; c < 3; c++) data[c * plane + y * like.W + x] = frame.rgba[4 * (y * frame.width + x) + c] / 255;
+    }
+  }
+  return { data };
+}
+
 async function golden() {
   const base = '../golden/';
   const manifest = await fetch(base + 'golden.json').then((r) => r.json());
@@ -96,9 +185,15 @@ async function main() {
     window.golden = await golden().catch((e) => ({ error: String(e) }));
     return;
   }
-  const { deblurrer, sidecar } = await load('../../weights/strcnn_dtb.onnx');
+  const { deblurrer, sidecar } = await load(params.get('model') ?? '../../weights/strcnn_dtb.onnx');
+  $('backend').textContent = `running on ${BACKEND}${webgpu ? '' : ' (this browser offers no WebGPU adapter)'}`;
+  if (params.has('camera') && params.has('check')) {
+    window.cameraCheck = await checkCamera(deblurrer, sidecar).catch((e) => ({ error: String(e) }));
+    return;
+  }
   status(`model ready (${sidecar.trained ? 'trained' : 'UNTRAINED: random weights, output is not deblurred'}). Pick a clip.`);
   const go = (frames) => run(deblurrer, frames).catch((e) => status(`error: ${e.message}`));
+  $('camera').onclick = () => (camera ? camera.stop() : live(deblurrer).catch((e) => status(`camera: ${e.message}`)));
   $('sample').onclick = () => go(videoFrames('../sample.mp4'));
   $('pick').onchange = (event) => {
     const files = [...event.target.files].sort((a, b) => a.name.localeCompare(b.name));

@@ -1,5 +1,6 @@
 // npm test: serve the page on 127.0.0.1, drive it in headless Chromium, and check that the golden sequence run
-// by onnxruntime-web in the page equals the Python runtime's output (1e-4).
+// by onnxruntime-web in the page equals the Python runtime's output (1e-4), and that the camera mode deblurs
+// Chromium's fake camera as one stream whose state goes from frame to frame. Any error in the page fails the test.
 // node test.mjs --screenshot FILE additionally deblurs three frames of the sample clip and saves the page.
 import assert from 'node:assert/strict';
 import puppeteer from 'puppeteer-core';
@@ -11,14 +12,16 @@ const server = await serve(0);
 const base = `http://127.0.0.1:${server.address().port}/examples/web/`;
 const browser = await puppeteer.launch({
   executablePath, headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  args: ['--no-sandbox', '--disable-gpu', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync'],
 });
 try {
   const page = await browser.newPage();
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') console.error(`page console: ${m.text()}`); });
-  page.on('response', (r) => { if (!r.ok()) console.error(`page request failed: ${r.status()} ${r.url()}`); });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`page console: ${m.text()}`); });
+  page.on('response', (r) => { if (!r.ok()) errors.push(`page request failed: ${r.status()} ${r.url()}`); });
   await page.goto(`${base}?golden`);
   await page.waitForFunction(() => window.golden !== undefined, { timeout: 120_000 });
   const golden = await page.evaluate(() => window.golden);
@@ -26,6 +29,18 @@ try {
   console.log(`onnxruntime-web in Chromium vs Python on ${golden.frames} golden frames: max abs difference ${golden.worst.toExponential(2)}`);
   assert.equal(golden.frames, golden.expectedFrames, 'one output per input frame');
   assert.ok(golden.worst <= golden.tolerance, `max abs difference ${golden.worst} > ${golden.tolerance}`);
+  await page.goto(`${base}?camera&check&frames=6&model=../golden/tiny.onnx`);
+  await page.waitForFunction(() => window.cameraCheck !== undefined, { timeout: 120_000 });
+  const camera = await page.evaluate(() => window.cameraCheck);
+  assert.equal(camera.error, undefined, camera.error);
+  console.log(`camera mode on ${camera.backend}, fake camera at ${camera.width}x${camera.height}: ${camera.frames} `
+    + `frames; output vs input ${camera.changed.toExponential(2)}, vs a replay ${camera.replayed.toExponential(2)}, `
+    + `vs a stream with a shorter history ${camera.fresh.toExponential(2)}`);
+  assert.equal(camera.frames, 6, 'frames flow');
+  assert.ok(camera.changed > 1e-2, 'the output differs from the input');
+  assert.ok(camera.replayed <= 1e-6, 'a replay of the same frames gives the same output');
+  assert.ok(camera.fresh > 1e-4, 'the state carries over from frame to frame');
+  assert.deepEqual(errors, [], 'no error in the page');
   if (screenshot) {
     await page.setViewport({ width: 1100, height: 620 });
     await page.goto(`${base}?sample&frames=3`);
