@@ -24,7 +24,7 @@ from .deblurrer import Deblurrer
 from .model import Model, UntrainedModelWarning, nvidia_driver_present, shipped_model_path
 from .many import STATUSES
 from .system import cpu_flags, median_seconds, rss_mib, write_atomic
-from .video import Encoding, MediaError, MediaWarning, Reader
+from .video import Encoding, MediaError, MediaWarning, OutputClosed, Reader
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Online video deblurring (STRCNN+DTB) over ONNX Runtime.")
@@ -137,6 +137,9 @@ def deblur(
                                  fps=fps, audio=audio, side_by_side=side_by_side, tile=tiles, overwrite=force,
                                  progress=progress, input_format=input_format, input_options=options, format=format,
                                  frames=frames, duration=duration, realtime=realtime, reconnect=reconnect)
+    except OutputClosed as e:  # e.g. the player at the end of a pipe was quit: an ending, not a failure
+        typer.echo(f"strcnn: {e}; stopped", err=True)
+        return
     except MediaError as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ rewritten in its text format, and anything else is left out with a `MediaWarning
 
 from __future__ import annotations
 
+import errno
 import glob
 import io
 import json
@@ -63,8 +64,13 @@ _ASS_TAGS = re.compile(r"\{[^}]*\}")
 _RECORD_TAG = "comment"  # the one free-text tag that MP4, MOV, Matroska, WebM and AVI all keep
 NETWORK_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "rtp")
 PIPE_FORMAT = "matroska"  # what standard output gets unless told: it streams and holds any codec
-# MP4 can stream only fragmented: an empty index up front, then self-contained fragments from each keyframe
-_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# Muxer options for standard output, so that a reader gets each part of the stream within 0.2 s: MP4 streams only
+# fragmented (an empty index up front, then self-contained fragments at each keyframe and every 0.2 s; negative
+# composition offsets keep the timestamps when audio starts before the video), Matroska in short clusters
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets",
+               "frag_duration": "200000"}
+_STREAMING = {"mp4": _FRAGMENTED, "mov": _FRAGMENTED, "matroska": {"cluster_time_limit": "200"},
+              "webm": {"cluster_time_limit": "200"}}
 
 
 class MediaError(ValueError):
@@ -221,6 +227,10 @@ class StreamLost(MediaError):
     """A network input dropped and could not be reopened in time; what was read before is kept."""
 
 
+class OutputClosed(MediaError):
+    """The program reading standard output closed it (a player was quit): the run stops there."""
+
+
 class Reader:
     """Frames of a video (file, standard input, URL or device), or of a folder or glob of images, in order. Use as
     a context manager.
@@ -353,6 +363,10 @@ class Reader:
                             yield Frame(rgb, None, time=last)
                 return
             except av.FFmpegError as e:
+                if self.location.kind == "pipe" and "mp4" in self.container.format.name.split(","):
+                    raise MediaError(f"{self.name}: MP4 cannot be read from a pipe unless fragmented: its index is "
+                                     f"usually at the end; pass the file's name, or pipe Matroska or MPEG-TS "
+                                     f"(ffmpeg -i in.mp4 -c copy -f matroska -)") from None
                 if self.location.kind != "url" or self.reconnect <= 0:
                     raise MediaError(f"{self.name}: damaged video after {count} frames ({e.strerror or e})") \
                         from None
@@ -501,7 +515,7 @@ class Writer:
         fmt = encoding.format or (PIPE_FORMAT if path == "pipe:1" else None)
         try:
             self.container = av.open(str(path), "w", format=fmt,
-                                     options=_FRAGMENTED if path == "pipe:1" and fmt in ("mp4", "mov") else None)
+                                     options=_STREAMING.get(fmt) if path == "pipe:1" else None)
         except (av.FFmpegError, ValueError) as e:
             raise MediaError(f"{name}: cannot write this kind of {'stream' if path == 'pipe:1' else 'file'} "
                              f"({getattr(e, 'strerror', None) or e}); choose another --format") from None
@@ -777,6 +791,9 @@ def open_output(spec: str | os.PathLike, source: Source, encoding: Encoding, wid
         writer.close()
         writer = None
     except av.FFmpegError as e:
+        if e.errno == errno.EPIPE:
+            raise OutputClosed(f"standard output was closed by the program reading it after {writer.count} "
+                               f"frames") from None
         raise MediaError(f"standard output: writing failed ({e.strerror or e})") from None
     finally:
         if writer is not None and writer.container is not None:

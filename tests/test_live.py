@@ -88,6 +88,20 @@ def test_a_three_process_pipeline_streams_fragmented_mp4(tmp_path, tiny):
     assert "mp4" in consumer.stdout and consumer.stdout.split()[-1] == "10"
 
 
+def test_a_reader_that_quits_ends_the_run_and_mp4_on_a_pipe_is_explained(tmp_path, tiny):
+    clip = tmp_path / "in.mp4"
+    make_video(clip, frames=30, size=(240, 320))
+    process = subprocess.Popen([sys.executable, "-m", "strcnn_sdk.cli", "deblur", clip, "-", "--crf", "0", "--model",
+                                tiny[0], "--provider", "cpu", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.read(1000)  # a player that shows the start and is quit
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0 and b"closed by the program reading it" in stderr and b"Traceback" not in stderr
+    run = cli("deblur", "-", tmp_path / "x.mkv", "--model", tiny[0], input=clip.read_bytes())
+    assert run.returncode == 1 and b"MP4 cannot be read from a pipe" in run.stderr
+    assert not (tmp_path / "x.mkv").exists()
+
+
 def test_raw_frames_on_a_pipe_with_input_format_and_options(tmp_path, tiny):
     frames = np.random.default_rng(0).integers(0, 256, (5, 24, 32, 3), np.uint8)
     out = tmp_path / "out"
