@@ -20,8 +20,10 @@ import json
 import math
 import os
 import re
+import select
 import warnings
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -231,6 +233,27 @@ class OutputClosed(MediaError):
     """The program reading standard output closed it (a player was quit): the run stops there."""
 
 
+class _Stdin:
+    """Standard input as a file for FFmpeg, read here rather than by FFmpeg so that a wait for data can end: by
+    Ctrl-C (FFmpeg's own read would resume after it; this one returns as at the end of the stream and remembers
+    it, to be raised once FFmpeg has returned) and by `stopping`, set from another thread when the run stops."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.fd, self.stopping, self.interrupted = sys.stdin.fileno(), stopping, False
+
+    def read(self, size: int) -> bytes:
+        if sys.platform == "win32":  # select() does not take pipes there: a plain read, which waits
+            return os.read(self.fd, size)
+        try:
+            while not self.stopping.is_set():
+                if select.select([self.fd], [], [], 0.1)[0]:
+                    return os.read(self.fd, size)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.stopping.set()
+        return b""
+
+
 class Reader:
     """Frames of a video (file, standard input, URL or device), or of a folder or glob of images, in order. Use as
     a context manager.
@@ -254,19 +277,20 @@ class Reader:
         self.missing = 0  # frames absent from a live input's timestamps: lost upstream, before they reached us
         self.container, self._dropped = None, []  # the containers before a reconnection, closed with this one
         self._stopping = threading.Event()
+        self._stdin = _Stdin(self._stopping) if self.location.kind == "pipe" else None
         if frames is not None and frames < 1 or duration is not None and duration <= 0:
             raise MediaError("--frames and --duration must be positive")
         path = Path(self.name)
         if self.location.kind == "path" and not path.exists() and not glob.has_magic(self.name):
             raise MediaError(f"{self.name}: no such file or folder")
-        if self.location.kind != "path" or is_video_path(path):
-            items = self._open_video()
-        else:
-            self.paths = _image_paths(path)
-            items = self._images()
-        self._items = self._limited(items)
         self._head = []
         try:
+            if self.location.kind != "path" or is_video_path(path):
+                items = self._open_video()
+            else:
+                self.paths = _image_paths(path)
+                items = self._images()
+            self._items = self._limited(items)
             for item in self._items:
                 self._head.append(item)
                 if isinstance(item, Frame):
@@ -275,6 +299,8 @@ class Reader:
                 raise MediaError(f"{self.name}: the video has no frames")
         except BaseException:
             self.close()
+            if self._stdin is not None and self._stdin.interrupted:  # Ctrl-C while waiting for the first bytes
+                raise KeyboardInterrupt from None
             raise
         first = self._head[-1]
         self.source.height, self.source.width = first.rgb.shape[:2]
@@ -291,7 +317,7 @@ class Reader:
         if kind == "path" and not os.access(name, os.R_OK):
             raise MediaError(f"{name}: not readable (permission denied)")
         try:
-            return av.open(self.location.target, "r", format=self.input_format or self.location.format,
+            return av.open(self._stdin or self.location.target, "r", format=self.input_format or self.location.format,
                            container_options=self.options, timeout=self.timeout if kind == "url" else None)
         except av.FFmpegError as e:
             hint = {"pipe": "; name its format with --input-format (e.g. matroska, mpegts, nut, yuv4mpegpipe)",

@@ -254,6 +254,43 @@ def test_ctrl_c_on_a_live_source_keeps_the_recording(tmp_path, tiny):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["live.mkv"]
 
 
+STALLING_PRODUCER = """
+import sys, time
+import av, numpy as np
+with av.open("pipe:1", "w", format="mpegts", options={"flush_packets": "1"}) as container:
+    video = container.add_stream("libx264", rate=25, options={"tune": "zerolatency"})
+    video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+    for i in range(150):  # more than FFmpeg's 5 s of probing
+        frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i, np.uint8), format="rgb24")
+        frame.pts = i
+        container.mux(video.encode(frame))
+    sys.stdout.flush()
+    time.sleep(120)  # a producer that stalls: no data, no end
+"""
+
+
+def test_ctrl_c_on_a_stalled_pipe_keeps_what_came(tmp_path, tiny):
+    """Standard input waiting for data that never comes: Ctrl-C still ends the run, with the frames that came."""
+    producer = subprocess.Popen([sys.executable, "-c", STALLING_PRODUCER], stdout=subprocess.PIPE)
+    out = tmp_path / "piped.mkv"
+    process = subprocess.Popen([sys.executable, "-m", "strcnn_sdk.cli", "deblur", "-", out, "--model", str(tiny[0]),
+                                "--provider", "cpu"], stdin=producer.stdout, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    producer.stdout.close()
+    try:
+        deadline = time.time() + 60
+        while not list(tmp_path.glob(".piped.mkv.*")) and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(4)  # the frames that came are through the model; the pipe is silent now
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        producer.kill()
+    assert process.returncode == 0 and "stopped; wrote" in stderr, stderr
+    # all but the few still inside the decoder's threads when the stop came (Ctrl-C ends the stream there)
+    assert 140 <= video_facts(out)["frames"] <= 150
+
+
 def test_realtime_passes_frames_through_untouched_when_the_model_falls_behind(tmp_path, tiny_model):
     paced = "lavfi:testsrc2=size=64x48:rate=50,realtime"
     given = [frame.rgb for frame in iter_frames("lavfi:testsrc2=size=64x48:rate=50", frames=30)]
