@@ -22,8 +22,8 @@ import numpy as np
 
 from .deblurrer import Deblurrer
 from .model import Model
-from .video import (AUDIO_MODES, Encoding, Frame, MediaError, Reader, StreamLost, check_codec, codec_for,
-                    is_video_path, locate, open_output)
+from .video import (AUDIO_MODES, Encoding, Frame, MediaError, Reader, check_codec, codec_for, is_video_path,
+                    locate, open_output)
 
 # Called with (frames done, total frames or None) after each frame (with realtime, also the frames passed through
 # untouched); returning False cancels the run.
@@ -114,8 +114,8 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     container (default: from the file's name, Matroska on standard output; "mp4" there is fragmented MP4).
     `frames` and `duration` end the input early. A live input (standard input, a URL, a device) stopped by
     Ctrl-C or by `progress` returning False ends like a finished one: the output is completed and kept. A URL
-    that drops is reopened for up to `reconnect` seconds; if that fails, the output is completed and
-    `StreamLost` is raised. With `realtime`, a frame that arrives while the model is still busy with an earlier
+    that drops is reopened for up to `reconnect` seconds; a live input that fails for good (`StreamLost`, a
+    device gone) also ends the run with its output completed, and then the error is raised. With `realtime`, a frame that arrives while the model is still busy with an earlier
     one is written untouched instead of waiting, so that the output keeps up with the input; the model's window
     and state go on from the next frame it takes, and `progress` gets a third argument, the frames passed
     through so far.
@@ -132,6 +132,9 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
                              f"choose another name")
     if reconnect < 0:
         raise MediaError(f"--reconnect must be 0 or more seconds, got {reconnect}")
+    if realtime and not locate(source).live:
+        raise MediaError(f"{source}: --realtime is for live inputs (standard input, a URL, a device); a file is "
+                         f"read as fast as the model goes, so nothing needs to be passed through")
     if not isinstance(model, Model):
         model = Model(model, providers=providers, threads=threads, precision=precision)
     encoding = _encoding(output, model, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps,
@@ -216,7 +219,7 @@ def _deblur(source: str, output: str, deblurrer: Deblurrer, encoding: Encoding, 
     decoded: queue.Queue = queue.Queue(depth * (8 if realtime else 1))
     restored: queue.Queue = queue.Queue(depth)
     arrived = 0  # frames the reader has taken from the input
-    lost: list[StreamLost] = []
+    lost: list[MediaError] = []  # what ended a live input early, raised once its output is complete
     with Reader(source, **reading) as reader:
         info, live = reader.source, reader.location.live
         width = info.width * (2 if side_by_side else 1)
@@ -229,8 +232,10 @@ def _deblur(source: str, output: str, deblurrer: Deblurrer, encoding: Encoding, 
                     _put(decoded, item, ending)
                     if ending.is_set():
                         return
-            except StreamLost as e:  # the output is finished with what came before
-                lost.append(e)
+            except MediaError as e:
+                if not live:
+                    raise
+                lost.append(e)  # a live input that fails (a camera unplugged, a stream lost) ends the recording
             _put(decoded, _END, ending)
 
         readers = _Stage(read)
@@ -245,7 +250,8 @@ def _deblur(source: str, output: str, deblurrer: Deblurrer, encoding: Encoding, 
             reader.stop()
             _join(readers)
     if lost:
-        raise StreamLost(f"{lost[0]}; the {done} frames before are kept in {output}")
+        where = "standard output" if output == "-" else output
+        raise type(lost[0])(f"{lost[0]}; the {done} frames before are written to {where}")
     return done
 
 
