@@ -126,6 +126,11 @@ def deblur(
         if signal.getsignal(signum) is not signal.SIG_IGN:  # a background job started with Ctrl-C ignored stays so
             signal.signal(signum, interrupt)
     tiles, options = _tile(tile), _key_values(input_option or [])
+    if source == "-" and sys.stdin.isatty():
+        raise fail("standard input (-) is a terminal; pipe a video into it, e.g. ffmpeg -i in.mp4 -f matroska - | "
+                   "strcnn deblur - out.mp4")
+    if output == "-" and sys.stdout.isatty():
+        raise fail("standard output (-) is a terminal; pipe it into a player or a file, e.g. | ffplay -")
     try:
         loaded = load_model(model, provider, threads, precision)
         with _warnings_as_lines(), _progress(quiet) as bar:

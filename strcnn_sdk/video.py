@@ -450,9 +450,9 @@ class Reader:
             if count == self.frames:
                 break
         if self.missing:
-            warnings.warn(f"{self.name}: {self.missing} frames are missing from the input's timestamps: the source "
-                          f"dropped them before they reached strcnn (a camera or network stream does not wait)",
-                          MediaWarning, stacklevel=2)
+            warnings.warn(f"{self.name}: the gaps in the input's timestamps add up to {self.missing} frames at its "
+                          f"rate: the source dropped frames before they reached strcnn (a camera or network stream "
+                          f"does not wait; see --realtime), or its frame rate varies", MediaWarning, stacklevel=2)
 
     def _images(self) -> Iterator[Frame]:
         size = None

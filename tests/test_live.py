@@ -336,3 +336,18 @@ def test_bench_live_prints_latency_and_the_sustainable_rate(tiny):
     assert run.returncode == 0, run.stderr.decode()
     assert "cpu:" in out and "sustainable" in out and "p99" in out and "passed through" in out
     assert "cuda: not measured" in out or "CUDAExecutionProvider" in out
+
+
+def test_a_terminal_is_refused_as_standard_input_or_output(tmp_path):
+    import pty
+
+    main, terminal = pty.openpty()
+    try:
+        reading = cli("deblur", "-", tmp_path / "x.mkv", stdin=terminal)
+        writing = subprocess.run([sys.executable, "-m", "strcnn_sdk.cli", "deblur", ROOT / "examples" / "sample.mp4",
+                                  "-"], stdout=terminal, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(main)
+        os.close(terminal)
+    assert reading.returncode == 1 and b"standard input (-) is a terminal" in reading.stderr
+    assert writing.returncode == 1 and b"standard output (-) is a terminal" in writing.stderr
