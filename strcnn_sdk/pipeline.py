@@ -115,10 +115,10 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     `frames` and `duration` end the input early. A live input (standard input, a URL, a device) stopped by
     Ctrl-C or by `progress` returning False ends like a finished one: the output is completed and kept. A URL
     that drops is reopened for up to `reconnect` seconds; a live input that fails for good (`StreamLost`, a
-    device gone) also ends the run with its output completed, and then the error is raised. With `realtime`, a frame that arrives while the model is still busy with an earlier
-    one is written untouched instead of waiting, so that the output keeps up with the input; the model's window
-    and state go on from the next frame it takes, and `progress` gets a third argument, the frames passed
-    through so far.
+    device gone) also ends the run with its output completed, and then the error is raised. With `realtime`, a
+    frame that arrives while the model is still busy with an earlier one is written untouched instead of
+    waiting, so that the output keeps up with the input; the model's window and state go on from the next frame
+    it takes, and `progress` gets a third argument, the frames passed through so far.
     """
     source, output = os.fspath(source), os.fspath(output)
     into = locate(output, writing=True)
@@ -132,14 +132,15 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
                              f"choose another name")
     if reconnect < 0:
         raise MediaError(f"--reconnect must be 0 or more seconds, got {reconnect}")
-    if realtime and not locate(source).live:
+    live = locate(source).live
+    if realtime and not live:
         raise MediaError(f"{source}: --realtime is for live inputs (standard input, a URL, a device); a file is "
                          f"read as fast as the model goes, so nothing needs to be passed through")
     if not isinstance(model, Model):
         model = Model(model, providers=providers, threads=threads, precision=precision)
     encoding = _encoding(output, model, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps,
                          audio=audio, side_by_side=side_by_side, tile=tile)
-    encoding = dataclasses.replace(encoding, live=locate(source).live or into.kind == "pipe")
+    encoding = dataclasses.replace(encoding, live=live or into.kind == "pipe")
     try:
         deblurrer = Deblurrer(model, tile=tile)
     except ValueError as e:  # options are reported like the other options of a run
@@ -211,120 +212,127 @@ def _side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 
 def _deblur(source: str, output: str, deblurrer: Deblurrer, encoding: Encoding, side_by_side: bool,
-            progress: ProgressCallback | None, realtime: bool, reading: dict, depth: int = 8) -> int:
+            progress: ProgressCallback | None, realtime: bool, reading: dict) -> int:
     """The pipeline of `deblur_video`: a reader thread, the model here, a writer thread."""
-    stop = threading.Event()  # everything stops: an error, or a file's conversion cancelled
-    ending = threading.Event()  # the reader stops; what was read is finished and kept (a live input stopped)
-    # with realtime, the frames that come during one model step wait here to be passed through
-    decoded: queue.Queue = queue.Queue(depth * (8 if realtime else 1))
-    restored: queue.Queue = queue.Queue(depth)
-    arrived = 0  # frames the reader has taken from the input
-    lost: list[MediaError] = []  # what ended a live input early, raised once its output is complete
     with Reader(source, **reading) as reader:
-        info, live = reader.source, reader.location.live
-        width = info.width * (2 if side_by_side else 1)
-
-        def read() -> None:
-            nonlocal arrived
-            try:
-                for item in reader:
-                    arrived += isinstance(item, Frame)
-                    _put(decoded, item, ending)
-                    if ending.is_set():
-                        return
-            except MediaError as e:
-                if not live:
-                    raise
-                lost.append(e)  # a live input that fails (a camera unplugged, a stream lost) ends the recording
-            _put(decoded, _END, ending)
-
-        readers = _Stage(read)
+        run = _Run(reader, deblurrer, side_by_side, progress, realtime)
+        readers = _Stage(run.read)
         try:
             readers.start()  # inside the try: an interruption right after a start still stops the stage
-            with open_output(output, info, encoding, width) as writer:
-                done, passed = _restore(decoded, restored, writer, deblurrer, readers, stop, ending, live, realtime,
-                                        lambda: arrived, side_by_side, progress, info.frames)
+            width = reader.source.width * (2 if side_by_side else 1)
+            with open_output(output, reader.source, encoding, width) as writer:
+                run.restore(writer, readers)
         finally:
-            ending.set()
-            stop.set()
+            run.ending.set()
+            run.stop.set()
             reader.stop()
             _join(readers)
-    if lost:
+    if run.lost is not None:
         where = "standard output" if output == "-" else output
-        raise type(lost[0])(f"{lost[0]}; the {done} frames before are written to {where}")
-    return done
+        raise type(run.lost)(f"{run.lost}; the {run.done} frames before are written to {where}")
+    return run.done
 
 
-def _restore(decoded: queue.Queue, restored: queue.Queue, writer, deblurrer: Deblurrer, reading: _Stage,
-             stop: threading.Event, ending: threading.Event, live: bool, realtime: bool, arrived: Callable[[], int],
-             side_by_side: bool, progress: ProgressCallback | None, total: int | None) -> tuple[int, int]:
-    """Run the model over the decoded frames and hand its output (and the other streams' packets) to a writer
-    thread, in order; returns the frames written and how many of them were passed through untouched."""
-    def write() -> None:
-        for item in _items(restored, [], stop):
-            if isinstance(item, av.Packet):
-                writer.copy(item)
-            else:
-                writer.write(*item)
+class _Run:
+    """One pass of the pipeline: `read` (in a thread) fills the `decoded` queue from the reader, `restore` runs
+    the model over it and hands the frames, in order, to a writer thread through `restored`. Both queues are
+    bounded, so memory stays flat however long the stream."""
 
-    writing = _Stage(write)
-    pending: deque[tuple[Frame, bool]] = deque()  # frames not yet written, in order; True: passed through
-    done = passed = taken = 0
+    def __init__(self, reader: Reader, deblurrer: Deblurrer, side_by_side: bool, progress: ProgressCallback | None,
+                 realtime: bool, depth: int = 8) -> None:
+        self.reader, self.deblurrer, self.side_by_side = reader, deblurrer, side_by_side
+        self.progress, self.realtime, self.live = progress, realtime, reader.location.live
+        self.stop = threading.Event()  # everything stops: an error, or a file's conversion cancelled
+        self.ending = threading.Event()  # the reader stops; what was read is finished and kept (live input stopped)
+        # with realtime, the frames that come during one model step wait here to be passed through
+        self.decoded: queue.Queue = queue.Queue(depth * (8 if realtime else 1))
+        self.restored: queue.Queue = queue.Queue(depth)
+        self.arrived = 0  # frames the reader has taken from the input
+        self.done = self.passed = 0  # frames written; of them, passed through untouched
+        self.lost: MediaError | None = None  # what ended a live input early, raised once its output is complete
+        self.pending: deque[tuple[Frame, bool]] = deque()  # frames not yet written, in order; True: passed through
+        self.writing: _Stage | None = None
 
-    def out(frame: Frame, rgb: np.ndarray) -> None:
-        nonlocal done
-        _put(restored, (_side_by_side(frame.rgb, rgb) if side_by_side else rgb, frame.pts, frame.name), stop,
-             [writing])
-        done += 1
-        report = (done, total, passed) if realtime else (done, total)
-        if progress is not None and progress(*report) is False and not ending.is_set():
-            raise Cancelled(f"cancelled after {done} frames; nothing written")
-
-    def drain() -> None:
-        """Write the frames passed through that are next in line."""
-        while pending and pending[0][1]:
-            frame = pending.popleft()[0]
-            out(frame, frame.rgb)
-
-    def emit(sharp: np.ndarray) -> None:
-        out(pending.popleft()[0], sharp)
-        drain()
-
-    try:
-        writing.start()
+    def read(self) -> None:
+        """The reader thread: decoded frames and other streams' packets into `decoded`, then _END."""
         try:
-            for item in _items(decoded, [reading, writing], stop):
-                if not isinstance(item, Frame):
-                    _put(restored, item, stop, [writing])
-                    continue
-                taken += 1
-                if realtime and arrived() > taken:  # a newer frame is waiting: this one is not worth the wait
-                    passed += 1
-                    pending.append((item, True))
-                    drain()
-                    continue
-                pending.append((item, False))
-                try:
-                    sharp = deblurrer.push(item.rgb)
-                except BaseException:
-                    pending.pop()
-                    raise
-                if sharp is not None:
-                    emit(sharp)
-        except (KeyboardInterrupt, Cancelled):
-            if not live:  # an unfinished file conversion leaves nothing
+            for item in self.reader:
+                self.arrived += isinstance(item, Frame)
+                _put(self.decoded, item, self.ending)
+                if self.ending.is_set():
+                    return
+        except MediaError as e:
+            if not self.live:
                 raise
-        ending.set()  # a live input stopped by the user ends like one that finished
-        for sharp in deblurrer.flush():
-            emit(sharp)
-        _put(restored, _END, stop, [writing])
-        writing.join()
-        if writing.error is not None:
-            raise writing.error
-    finally:
-        stop.set()
-        _join(writing)
-    return done, passed
+            self.lost = e  # a live input that fails (a camera unplugged, a stream lost) ends the recording
+        _put(self.decoded, _END, self.ending)
+
+    def restore(self, writer, reading: _Stage) -> None:
+        """Run the model over `decoded` while a writer thread writes `restored`; a live input stopped by Ctrl-C
+        or by the progress callback is finished like one that ended."""
+        def write() -> None:
+            for item in _items(self.restored, [], self.stop):
+                if isinstance(item, av.Packet):
+                    writer.copy(item)
+                else:
+                    writer.write(*item)
+
+        self.writing = _Stage(write)
+        taken = 0
+        try:
+            self.writing.start()
+            try:
+                for item in _items(self.decoded, [reading, self.writing], self.stop):
+                    if not isinstance(item, Frame):
+                        _put(self.restored, item, self.stop, [self.writing])
+                        continue
+                    taken += 1
+                    if self.realtime and self.arrived > taken:  # a newer frame waits: this one is not worth the wait
+                        self.passed += 1
+                        self.pending.append((item, True))
+                        self._drain()
+                        continue
+                    self.pending.append((item, False))
+                    try:
+                        sharp = self.deblurrer.push(item.rgb)
+                    except BaseException:
+                        self.pending.pop()
+                        raise
+                    if sharp is not None:
+                        self._emit(sharp)
+            except (KeyboardInterrupt, Cancelled):
+                if not self.live:  # an unfinished file conversion leaves nothing
+                    raise
+            self.ending.set()  # a live input stopped by the user ends like one that finished
+            for sharp in self.deblurrer.flush():
+                self._emit(sharp)
+            _put(self.restored, _END, self.stop, [self.writing])
+            self.writing.join()
+            if self.writing.error is not None:
+                raise self.writing.error
+        finally:
+            self.stop.set()
+            _join(self.writing)
+
+    def _emit(self, sharp: np.ndarray) -> None:
+        """Write the model's output for the oldest frame it took, then the frames passed through behind it."""
+        self._out(self.pending.popleft()[0], sharp)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Write the frames passed through that are next in line."""
+        while self.pending and self.pending[0][1]:
+            frame = self.pending.popleft()[0]
+            self._out(frame, frame.rgb)
+
+    def _out(self, frame: Frame, rgb: np.ndarray) -> None:
+        pair = _side_by_side(frame.rgb, rgb) if self.side_by_side else rgb
+        _put(self.restored, (pair, frame.pts, frame.name), self.stop, [self.writing])
+        self.done += 1
+        total = self.reader.source.frames
+        report = (self.done, total, self.passed) if self.realtime else (self.done, total)
+        if self.progress is not None and self.progress(*report) is False and not self.ending.is_set():
+            raise Cancelled(f"cancelled after {self.done} frames; nothing written")
 
 
 def _join(*stages: _Stage) -> None:

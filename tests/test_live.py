@@ -92,7 +92,8 @@ def test_a_reader_that_quits_ends_the_run_and_mp4_on_a_pipe_is_explained(tmp_pat
     clip = tmp_path / "in.mp4"
     make_video(clip, frames=30, size=(240, 320))
     process = subprocess.Popen([sys.executable, "-m", "strcnn_sdk.cli", "deblur", clip, "-", "--crf", "0", "--model",
-                                tiny[0], "--provider", "cpu", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                tiny[0], "--provider", "cpu", "--quiet"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
     process.stdout.read(1000)  # a player that shows the start and is quit
     process.stdout.close()
     _, stderr = process.communicate(timeout=120)
