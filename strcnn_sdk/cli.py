@@ -116,15 +116,7 @@ def deblur(
     interrupted file leaves no output."""
     from .pipeline import deblur_video
 
-    stopped, passed = [], [0]  # the signal that stopped the run, if any; frames passed through so far
-
-    def interrupt(signum: int, frame: object) -> None:
-        stopped.append(signum)
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGINT, signal.SIGTERM):  # a kill cleans up like Ctrl-C
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # a background job started with Ctrl-C ignored stays so
-            signal.signal(signum, interrupt)
+    stopped, passed = _catch_signals(), [0]
     tiles, options = _tile(tile), _key_values(input_option or [])
     if source == "-" and sys.stdin.isatty():
         raise fail("standard input (-) is a terminal; pipe a video into it, e.g. ffmpeg -i in.mp4 -f matroska - | "
@@ -164,8 +156,19 @@ def _key_values(pairs: list[str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _catch_signals() -> list[int]:
+    """Make Ctrl-C and a kill (SIGTERM) raise KeyboardInterrupt, so that both clean up alike (a background job
+    started with Ctrl-C ignored keeps ignoring it); returns the list that the signals received are added to."""
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, interrupt)
+    return received
 
 
 @contextmanager
@@ -263,7 +266,7 @@ def deblur_many(
 ) -> None:
     from .many import deblur_many as run
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    _catch_signals()
     options = dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side,
                    tile=_tile(tile))
     try:

@@ -436,10 +436,11 @@ class Reader:
                     yield item
                 continue
             if item.time is not None:
-                if end is None:
+                if previous is None:  # the first frame: the end is counted from its time (the rate is known now)
                     rate = self.source.rate
-                    ends = [self.duration, self.frames and rate and Fraction(self.frames) / rate]
-                    end = item.time + min(Fraction(str(e)) for e in ends if e) if any(ends) else None
+                    spans = [Fraction(str(s)) for s in (self.duration, self.frames and rate and Fraction(self.frames)
+                                                         / rate) if s]
+                    end = item.time + min(spans) if spans else None
                 if end is not None and item.time >= end:
                     break
                 if self.location.live and previous is not None and self.source.rate:
@@ -529,7 +530,8 @@ class Writer:
         self.width, self.height = width, source.height
         self.count = 0
         self.container = None
-        folder = path != "pipe:1" and not is_video_path(Path(path))
+        piped = path == "pipe:1"
+        folder = not piped and not is_video_path(Path(path))
         # float frames (from input of more than 8 bits) are written with 16 bits where the output keeps them
         self.deep = folder or _bits(encoding.pix_fmt) > 8
         if folder:
@@ -537,14 +539,14 @@ class Writer:
             return
         codec = codec_for(path, encoding)
         check_codec(codec)
-        name = "standard output" if path == "pipe:1" else path
-        fmt = encoding.format or (PIPE_FORMAT if path == "pipe:1" else None)
+        fmt = encoding.format or (PIPE_FORMAT if piped else None)
         try:
-            self.container = av.open(str(path), "w", format=fmt,
-                                     options=_STREAMING.get(fmt) if path == "pipe:1" else None)
-        except (av.FFmpegError, ValueError) as e:
-            raise MediaError(f"{name}: cannot write this kind of {'stream' if path == 'pipe:1' else 'file'} "
-                             f"({getattr(e, 'strerror', None) or e}); choose another --format") from None
+            self.container = av.open(str(path), "w", format=fmt, options=_STREAMING.get(fmt) if piped else None)
+        except (av.FFmpegError, ValueError) as e:  # ValueError: a --format FFmpeg does not know
+            what = "standard output: cannot write this kind of stream" if piped else \
+                f"{Path(path).name}: cannot write this kind of file"  # (path is a temporary beside the output)
+            raise MediaError(f"{what} ({getattr(e, 'strerror', None) or e}); choose another "
+                             f"{'--format' if piped else 'name or --format'}") from None
         try:  # the container is closed again if anything below fails: no file handle or muxer is left open
             if encoding.record is not None:
                 self.container.metadata[_RECORD_TAG] = json.dumps(encoding.record, sort_keys=True)
