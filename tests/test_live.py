@@ -103,6 +103,31 @@ def test_a_reader_that_quits_ends_the_run_and_mp4_on_a_pipe_is_explained(tmp_pat
     assert not (tmp_path / "x.mkv").exists()
 
 
+def _y4m(path: Path, frames: int) -> None:
+    """A YUV4MPEG2 stream, as `ffmpeg -f yuv4mpegpipe -` writes one."""
+    with av.open(str(path), "w", format="yuv4mpegpipe") as container:
+        stream = container.add_stream("wrapped_avframe", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize("name", ["clip.nut", "clip.y4m"])
+def test_nut_and_y4m_on_standard_input(tmp_path, tiny, name):
+    clip = tmp_path / name
+    if name.endswith(".y4m"):
+        _y4m(clip, 5)
+    else:
+        make_video(clip, frames=5)
+    run = cli("deblur", "-", tmp_path / "out.mkv", "--model", tiny[0], "--provider", "cpu", input=clip.read_bytes())
+    assert run.returncode == 0, run.stderr.decode()
+    assert video_facts(tmp_path / "out.mkv")["frames"] == 5
+
+
 def test_raw_frames_on_a_pipe_with_input_format_and_options(tmp_path, tiny):
     frames = np.random.default_rng(0).integers(0, 256, (5, 24, 32, 3), np.uint8)
     out = tmp_path / "out"
