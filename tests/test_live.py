@@ -377,3 +377,16 @@ def test_a_terminal_is_refused_as_standard_input_or_output(tmp_path):
         os.close(terminal)
     assert reading.returncode == 1 and b"standard input (-) is a terminal" in reading.stderr
     assert writing.returncode == 1 and b"standard output (-) is a terminal" in writing.stderr
+
+
+def test_live_outputs_are_encoded_without_reordering(tmp_path, tiny_model):
+    """x264 tuned for zero latency: every frame leaves the encoder as it comes (no B-frames, decode order is
+    display order), unlike a file's output at the same preset."""
+    def reordered(path: Path) -> int:
+        with av.open(str(path)) as container:
+            return sum(p.pts != p.dts for p in container.demux(video=0) if p.pts is not None)
+
+    deblur_video("lavfi:testsrc2=size=96x64:rate=25", tmp_path / "live.mp4", model=tiny_model, frames=30)
+    make_video(tmp_path / "file.mp4", frames=30, size=(64, 96))
+    deblur_video(tmp_path / "file.mp4", tmp_path / "out.mp4", model=tiny_model)
+    assert reordered(tmp_path / "live.mp4") == 0 < reordered(tmp_path / "out.mp4")
