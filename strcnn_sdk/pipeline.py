@@ -204,10 +204,10 @@ def _label(rgb: np.ndarray, text: str) -> None:
                     cv2.LINE_AA)
 
 
-def _side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+def _side_by_side(before: np.ndarray, after: np.ndarray, what: str = "deblurred") -> np.ndarray:
     pair = np.concatenate([before, after], axis=1)
     _label(pair[:, :before.shape[1]], "input")
-    _label(pair[:, before.shape[1]:], "deblurred")
+    _label(pair[:, before.shape[1]:], what)
     return pair
 
 
@@ -323,10 +323,10 @@ class _Run:
         """Write the frames passed through that are next in line."""
         while self.pending and self.pending[0][1]:
             frame = self.pending.popleft()[0]
-            self._out(frame, frame.rgb)
+            self._out(frame, frame.rgb, "passed through")
 
-    def _out(self, frame: Frame, rgb: np.ndarray) -> None:
-        pair = _side_by_side(frame.rgb, rgb) if self.side_by_side else rgb
+    def _out(self, frame: Frame, rgb: np.ndarray, what: str = "deblurred") -> None:
+        pair = _side_by_side(frame.rgb, rgb, what) if self.side_by_side else rgb
         _put(self.restored, (pair, frame.pts, frame.name), self.stop, [self.writing])
         self.done += 1
         total = self.reader.source.frames
