@@ -48,10 +48,13 @@ def main() -> int:
     parser.add_argument("--frames", type=int, help="stop after this many frames")
     args = parser.parse_args()
 
-    capture = cv2.VideoCapture(int(args.source) if args.source.isdigit() else args.source)
+    camera = args.source.isdigit()
+    capture = cv2.VideoCapture(int(args.source) if camera else args.source)
     if not capture.isOpened():
         print(f"live.py: cannot open {args.source}", file=sys.stderr)
         return 1
+    if camera:  # hold one frame, not a queue of old ones: each read is then the newest picture
+        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
     deblurrer = Deblurrer(args.model, color="bgr")  # OpenCV's frames are BGR
     window, writer = has_window(), None
     waiting: deque[np.ndarray] = deque()  # inputs whose output is still to come (the model looks one frame ahead)
