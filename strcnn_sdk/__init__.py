@@ -20,13 +20,13 @@ from .model import Model, UntrainedModelWarning
 if TYPE_CHECKING:
     from .many import Result, deblur_many
     from .pipeline import Cancelled, ProgressCallback, deblur_video
-    from .video import Frame, MediaError, MediaWarning, iter_frames
+    from .video import Frame, MediaError, MediaWarning, OutputClosed, StreamLost, iter_frames
 
 # The video API needs PyAV, imported on first use: frame-by-frame use (and training on a machine without PyAV)
 # does without it.
 _VIDEO = {"Cancelled": "pipeline", "ProgressCallback": "pipeline", "deblur_video": "pipeline", "Frame": "video",
-          "MediaError": "video", "MediaWarning": "video", "iter_frames": "video", "Result": "many",
-          "deblur_many": "many"}
+          "MediaError": "video", "MediaWarning": "video", "OutputClosed": "video", "StreamLost": "video",
+          "iter_frames": "video", "Result": "many", "deblur_many": "many"}
 
 
 def __getattr__(name: str):
@@ -39,5 +39,6 @@ try:
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["Cancelled", "Deblurrer", "Frame", "MediaError", "MediaWarning", "Model", "ProgressCallback", "Result",
-           "StreamState", "UntrainedModelWarning", "__version__", "deblur_many", "deblur_video", "iter_frames"]
+__all__ = ["Cancelled", "Deblurrer", "Frame", "MediaError", "MediaWarning", "Model", "OutputClosed", "ProgressCallback",
+           "Result", "StreamLost", "StreamState", "UntrainedModelWarning", "__version__", "deblur_many", "deblur_video",
+           "iter_frames"]

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pytest
 
-from strcnn_sdk import deblur_video
-from strcnn_sdk.video import MediaError, MediaWarning, StreamLost, iter_frames, locate
+from strcnn_sdk import MediaError, MediaWarning, StreamLost, deblur_video, iter_frames
+from strcnn_sdk.video import locate
 from media import make_video, video_facts
 
 ROOT = Path(__file__).resolve().parents[1]
