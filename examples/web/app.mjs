@@ -107,25 +107,28 @@ async function live(deblurrer, limit = Infinity) {
   let running = true;
   camera = { stop: () => { running = false; } };
   $('camera').textContent = 'Stop the camera';
-  const inputs = [], outputs = [], waiting = [];  // waiting: frames pushed whose output is still to come
+  // the frames are kept only for a bounded run (the check); an open-ended one keeps none, so memory stays flat
+  const keep = Number.isFinite(limit), inputs = [], outputs = [];
+  const waiting = [];  // frames pushed whose output is still to come
   const started = performance.now();
+  let count = 0;
   deblurrer.reset();
   try {
-    while (running && outputs.length < limit) {
+    while (running && count < limit) {
       await nextVideoFrame(video);
       const frame = pixels(video, width, height);
-      inputs.push(frame);
+      if (keep) inputs.push(frame);
       waiting.push({ frame, at: performance.now() });
       const sharp = await deblurrer.push(frame);
       if (!sharp) continue;
       const { frame: before, at } = waiting.shift();
-      outputs.push(sharp);
+      count += 1;
+      if (keep) outputs.push(sharp);
       show($('before'), before);
       show($('after'), { width, height, rgba: toRGBA(sharp, width, height) });
-      const fps = outputs.length / ((performance.now() - started) / 1000);
-      status(`camera ${width}x${height} on ${BACKEND}: ${outputs.length} frames, ${fps.toFixed(2)} fps, latency `
+      const fps = count / ((performance.now() - started) / 1000);
+      status(`camera ${width}x${height} on ${BACKEND}: ${count} frames, ${fps.toFixed(2)} fps, latency `
         + `${(performance.now() - at).toFixed(0)} ms (capture to display)`);
-      if (limit === Infinity) inputs.length = 0;  // kept only for a bounded check run
     }
   } finally {
     stream.getTracks().forEach((track) => track.stop());
@@ -192,8 +195,16 @@ async function main() {
     return;
   }
   status(`model ready (${sidecar.trained ? 'trained' : 'UNTRAINED: random weights, output is not deblurred'}). Pick a clip.`);
-  const go = (frames) => run(deblurrer, frames).catch((e) => status(`error: ${e.message}`));
-  $('camera').onclick = () => (camera ? camera.stop() : live(deblurrer).catch((e) => status(`camera: ${e.message}`)));
+  // one stream at a time: the clip and the camera share the Deblurrer and its state
+  let busy = false;
+  const exclusive = async (task) => {
+    if (busy) { status('busy: wait for the clip to finish, or stop the camera'); return; }
+    busy = true;
+    try { await task(); } finally { busy = false; }
+  };
+  const go = (frames) => exclusive(() => run(deblurrer, frames).catch((e) => status(`error: ${e.message}`)));
+  $('camera').onclick = () => (camera ? camera.stop()
+    : exclusive(() => live(deblurrer).catch((e) => status(`camera: ${e.message}`))));
   $('sample').onclick = () => go(videoFrames('../sample.mp4'));
   $('pick').onchange = (event) => {
     const files = [...event.target.files].sort((a, b) => a.name.localeCompare(b.name));
