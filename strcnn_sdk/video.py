@@ -275,7 +275,9 @@ class Reader:
         self.frames, self.duration = frames, duration
         self.reconnect, self.timeout = reconnect, timeout
         self.missing = 0  # frames absent from a live input's timestamps: lost upstream, before they reached us
-        self.container, self._dropped = None, []  # the containers before a reconnection, closed with this one
+        # the containers before a reconnection, closed with this one: packets of theirs may still be queued
+        # downstream, and those name their streams
+        self.container, self._dropped = None, []
         self._stopping = threading.Event()
         self._stdin = _Stdin(self._stopping) if self.location.kind == "pipe" else None
         if frames is not None and frames < 1 or duration is not None and duration <= 0:

@@ -188,8 +188,8 @@ class _Server(http.server.ThreadingHTTPServer):
 
 @pytest.fixture
 def stream(tmp_path) -> bytes:
-    """An MPEG-TS clip of 20 frames, as bytes."""
-    make_video(tmp_path / "clip.ts", frames=20)
+    """An MPEG-TS clip of 20 frames with AAC audio, as bytes."""
+    make_video(tmp_path / "clip.ts", frames=20, audio=True)
     return (tmp_path / "clip.ts").read_bytes()
 
 
@@ -211,6 +211,7 @@ def test_a_dropped_http_stream_is_reopened_and_goes_on(tmp_path, tiny_model, str
     facts = video_facts(tmp_path / "out.mkv")
     assert server.requests == 2 and 20 < count == facts["frames"] < 40  # the first half, then the whole clip
     assert all(b > a for a, b in zip(facts["pts"], facts["pts"][1:]))  # the second part follows the first
+    assert audio_seconds(tmp_path / "out.mkv") > 1.0  # the sound of both parts: 0.8 s of the whole clip and more
 
 
 def test_a_stream_that_stays_down_ends_with_an_error_and_keeps_what_was_written(tmp_path, tiny_model, stream):
