@@ -21,7 +21,8 @@ import typer
 
 from . import __version__
 from .deblurrer import Deblurrer
-from .model import Model, UntrainedModelWarning, nvidia_driver_present, shipped_model_path
+from .model import (_PROVIDER_NAMES, Model, UntrainedModelWarning, cuda_usable, nvidia_driver_present,
+                    shipped_model_path)
 from .many import STATUSES
 from .system import cpu_flags, median_seconds, rss_mib, write_atomic
 from .video import Encoding, MediaError, MediaWarning, OutputClosed, Reader
@@ -483,13 +484,12 @@ def _bench_live(model: Path | None, threads: int | None, sizes: list[tuple[int, 
     from .pipeline import deblur_video
 
     typer.echo(f"live: lavfi testsrc2, {frames} frames a figure, libx264 {preset} tuned for zero latency")
-    usable = "CUDAExecutionProvider" in ort.get_available_providers() and nvidia_driver_present()
     for provider in ("cpu", "cuda"):
-        if provider == "cuda" and not usable:
+        if provider == "cuda" and not cuda_usable():
             typer.echo("cuda: not measured (needs onnxruntime-gpu and an NVIDIA GPU with its driver; not usable here)")
             continue
         loaded = load_model(model, provider, threads, "auto")
-        if loaded.provider != {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[provider]:
+        if loaded.provider != _PROVIDER_NAMES[provider]:
             typer.echo(f"{provider}: not measured (ONNX Runtime fell back to {loaded.provider})")
             continue
         for width, height in sizes:

@@ -67,6 +67,11 @@ def nvidia_driver_present() -> bool:
     return True
 
 
+def cuda_usable() -> bool:
+    """Whether CUDA is worth asking for: this ONNX Runtime has the provider and the NVIDIA driver loads."""
+    return "CUDAExecutionProvider" in ort.get_available_providers() and nvidia_driver_present()
+
+
 Provider = str | tuple[str, dict[str, Any]]
 # where each GPU provider keeps its tensors, as OrtValue device types; every other provider works in host memory
 _DEVICES = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda", "DmlExecutionProvider": "dml"}
@@ -78,8 +83,7 @@ def _resolve_providers(providers: str | Provider | Sequence[Provider],
     "auto", our short names ("cuda", "cpu"), ONNX Runtime's names, or its (name, options) pairs; `device_id`
     goes into the options of every GPU provider that does not set one."""
     if providers == "auto":
-        cuda = "CUDAExecutionProvider" in ort.get_available_providers() and nvidia_driver_present()
-        providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+        providers = ["CUDAExecutionProvider"] if cuda_usable() else ["CPUExecutionProvider"]
     elif isinstance(providers, str) or (isinstance(providers, tuple) and len(providers) == 2
                                         and isinstance(providers[1], dict)):
         providers = [providers]
