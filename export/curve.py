@@ -1,4 +1,5 @@
-"""``python -m export.curve LOG PNG``: draw a training log's validation and test gain against compute hours.
+"""``python -m export.curve LOG PNG``: draw a training log's validation and test gain against compute hours, and
+the share of dead ReLU channels (the network's health, `export.health`) on a second axis.
 
 Each leg of the run (a start line in the log) is shaded by the hardware it ran on, so that CPU hours and GPU
 minutes are told apart.
@@ -15,11 +16,13 @@ from pathlib import Path
 
 START = re.compile(r"start step (\d+): (\{.*\}) on (.*)$")
 FIGURE = re.compile(r"step (\d+) ([\d.]+) h (validation|test) gain ([+-][\d.]+) dB")
+DEAD = re.compile(r"health: dead channels ([\d.]+)%")
 
 
 def read_log(path: Path) -> tuple[list[dict], dict[str, list[tuple[float, float, int]]]]:
-    """(legs, figures): each leg's starting hour and hardware; for validation and test, (hours, gain, step)."""
-    legs, figures = [], {"validation": [], "test": []}
+    """(legs, figures): each leg's starting hour and hardware; for validation and test, (hours, gain, step); for
+    dead, (hours, percent of dead channels, step) from the validation lines that report health."""
+    legs, figures = [], {"validation": [], "test": [], "dead": []}
     for line in Path(path).read_text().splitlines():
         if start := START.search(line):
             recipe = json.loads(start.group(2))
@@ -28,6 +31,8 @@ def read_log(path: Path) -> tuple[list[dict], dict[str, list[tuple[float, float,
         elif figure := FIGURE.search(line):
             step, hours, name, gain = figure.groups()
             figures[name].append((float(hours), float(gain), int(step)))
+            if name == "validation" and (dead := DEAD.search(line)):
+                figures["dead"].append((float(hours), float(dead.group(1)), int(step)))
     return legs, figures
 
 
@@ -56,7 +61,15 @@ def draw(log: Path, png: Path) -> dict[str, list]:
     ax.set_xlabel("training compute, hours")
     ax.set_ylabel("PSNR gain over the blurry input, dB")
     ax.set_title("STRCNN+DTB main run: mean gain on blurred clips")
-    ax.legend(fontsize=7, loc="best")
+    handles, labels = ax.get_legend_handles_labels()
+    if figures["dead"]:
+        health = ax.twinx()
+        hours, dead, _ = zip(*figures["dead"])
+        handles += health.plot(hours, dead, "x:", color="tab:red", markersize=4, label="dead ReLU channels")
+        labels.append("dead ReLU channels")
+        health.set_ylabel("dead ReLU channels, %", color="tab:red")
+        health.set_ylim(0, max(100.0, max(dead)))
+    ax.legend(handles, labels, fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)

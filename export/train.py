@@ -1,16 +1,18 @@
 """``python -m export.train``: train STRCNN+DTB (or an ablation variant) on rendered or real blurry/sharp clips.
 
-Presets: ``paper`` is Section 5.3 (Adam, lr 1e-4 decaying by 0.96 every 10k steps, batch 8, 13-frame clips of
-128x128, MSE plus 1e-5 weight decay); ``cpu`` learns on two CPU cores (7-frame clips of 64x64 and a larger
+Presets: ``paper`` is Section 5.3 (lr 1e-4 decaying by 0.96 every 10k steps, batch 8, 13-frame clips of
+128x128, MSE); ``cpu`` learns on two CPU cores (7-frame clips of 64x64 and a larger
 learning rate after a 300-step warm-up); ``gpu`` fills a data-centre GPU (batch 48 of 13-frame 128x128 clips).
-Any preset value can be overridden.
+Any preset value can be overridden. Every preset optimises with AdamW (decoupled weight decay, see
+`make_optimizer`): the paper's Adam with an L2 term kills this network's ReLU units (docs/TRAINING.md).
 
 Training clips are rendered from the gathered photographs (``python -m export.photos data/photos``; its
 validation split is never trained on) plus any ``--images DIR``. Batch k depends only on (seed, k), so a resumed
 run sees exactly the data an uninterrupted one would. The run writes ``OUT/last.pt`` every few minutes (model,
 optimizer, step, recipe), ``OUT/best.pt`` whenever the validation gain improves while the do-no-harm checks hold,
 and ``OUT/log.txt`` with the validation and test figures. ``--resume`` continues from ``OUT/last.pt`` with the
-recipe stored in it (options given on the command line override it); ``--resume-from FILE`` continues from
+recipe stored in it (options given on the command line override it; a checkpoint of another optimiser is
+refused); ``--resume-from FILE`` continues from
 another checkpoint, writing into OUT (a GPU leg writes into the folder that comes back). Checkpoints load with
 ``torch.load(..., weights_only=True)`` and export with ``python -m export --checkpoint OUT/best.pt``.
 
@@ -37,6 +39,7 @@ from strcnn_sdk.system import cpu_flags
 
 from .data import (TRAIN_SETTINGS, Scene, Sources, gopro_batches, plan_batch, render_batch, test_clips,
                    validation_clips)
+from .health import Firing, census
 from .model import STRCNN, VARIANTS
 from .onnx import save_torch
 
@@ -51,9 +54,13 @@ PRESETS = {
 # The share of training clips whose camera is still, and whose blur is mild (under 3 px): the do-no-harm part.
 SHARES = {"still_share": TRAIN_SETTINGS.still_share, "mild_share": TRAIN_SETTINGS.mild_share}
 # What a run is, beside the model's constructor arguments: stored in every checkpoint and restored on resume.
-RECIPE = (*PRESETS["paper"], *SHARES, "data", "synthesis", "precision", "seed", "device")
+RECIPE = (*PRESETS["paper"], *SHARES, "data", "synthesis", "precision", "seed", "device", "weight_decay")
 PER_DEVICE = ("synthesis", "precision")  # chosen again when a run moves to another kind of device
-WEIGHT_DECAY = 1e-5  # the paper's lambda
+OPTIMIZER = "adamw"  # stored in the recipe; a checkpoint of another optimiser does not resume
+# Decoupled: a weight without a data gradient shrinks by lr * wd per step (5e-6 at lr 5e-4), so a unit silent for
+# 10k steps keeps 95% of its weights; over the cpu preset's whole decaying schedule (sum of lr about 19) an
+# unused weight keeps 83%. Data are endless here, so decay only keeps weights bounded (docs/TRAINING.md).
+WEIGHT_DECAY = 1e-2
 
 
 class Batches(torch.utils.data.IterableDataset):
@@ -108,6 +115,25 @@ def batches(recipe: dict, sources: Sources | None, start: int, device: torch.dev
 
 def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
+
+
+def make_optimizer(model: STRCNN, recipe: dict) -> torch.optim.Optimizer:
+    """AdamW over the model's parameters, weight decay on the convolution weights only (not on biases and DTB's
+    beta): the optimiser of every run, its decay `recipe["weight_decay"]`."""
+    params = list(model.parameters())
+    decay = [p for p in params if p.ndim > 1]
+    rest = [p for p in params if p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": recipe["weight_decay"]},
+                              {"params": rest, "weight_decay": 0.0}], lr=recipe["lr"])
+
+
+def check_optimizer(recipe: dict, source: Path) -> None:
+    """Refuse to resume a checkpoint trained with another optimiser: its state means something else."""
+    used = recipe.get("optimizer", "adam with coupled L2 weight decay")
+    if used != OPTIMIZER:
+        raise SystemExit(f"{source} was trained with {used}; this trainer uses {OPTIMIZER} (decoupled weight decay) "
+                         f"and cannot resume it. Start a new run, or pass --init {source} to start one from its "
+                         "weights.")
 
 
 def train_step(model: STRCNN, optimizer: torch.optim.Optimizer, blurry: torch.Tensor, sharp: torch.Tensor,
@@ -202,7 +228,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     for key in ("batch", "frames", "patch", "decay_every", "warmup", "seed"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, help="override the recipe")
     parser.add_argument("--steps", type=int, help="steps to train in this run (default: the preset's total)")
-    for key in ("lr", "decay_rate", *SHARES):
+    for key in ("lr", "decay_rate", "weight_decay", *SHARES):
         parser.add_argument(f"--{key.replace('_', '-')}", type=float, help="override the recipe")
     parser.add_argument("--minutes", type=float, help="wall-clock budget of this run")
     parser.add_argument("--data", help="'synthetic' (default), or the root of a GoPro-layout dataset")
@@ -243,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     given = {k: getattr(args, k) for k in RECIPE if k != "steps" and getattr(args, k) is not None}
     given["device"] = device.type
     if resume is not None:
+        check_optimizer(resume["recipe"], source)
         recipe = {**SHARES, **resume["recipe"], **(PRESETS[args.preset] if args.preset else {}), **given}
         if resume["recipe"]["device"] != device.type:
             recipe.update({k: given.get(k, "auto") for k in PER_DEVICE})
@@ -252,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_rng_state(resume["torch_rng"])
     else:
         recipe = {**PRESETS[args.preset or "paper"], **SHARES, "data": "synthetic", "synthesis": "auto",
-                  "precision": "auto", "seed": 0, **given}
+                  "precision": "auto", "seed": 0, "optimizer": OPTIMIZER, "weight_decay": WEIGHT_DECAY, **given}
         torch.manual_seed(recipe["seed"])
         model = STRCNN(args.variant, m=args.m, width=args.width, residual=not args.no_residual)
         step, elapsed, best = 0, 0.0, -math.inf
@@ -264,9 +291,11 @@ def main(argv: list[str] | None = None) -> None:
             torch.nn.init.zeros_(model.out_conv.weight)
             torch.nn.init.zeros_(model.out_conv.bias)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=WEIGHT_DECAY)
+    optimizer = make_optimizer(model, recipe)
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
+        for group in optimizer.param_groups[:1]:  # the decay may change on resume; the state does not depend on it
+            group["weight_decay"] = recipe["weight_decay"]
 
     sources = None
     if recipe["data"] == "synthetic":
@@ -313,10 +342,13 @@ def main(argv: list[str] | None = None) -> None:
     def report() -> None:
         nonlocal best
         hours = f"{elapsed / 3600:.3f} h"
-        figures = {name: evaluate(model, clips, device, precision) for name, clips in
-                   (("validation", validation), ("test", test)) if clips}
+        with Firing(model) as firing:  # silent channels: those that never fire on the validation clips
+            figures = {"validation": evaluate(model, validation, device, precision)}
+        if test:
+            figures["test"] = evaluate(model, test, device, precision)
+        health = census(model, firing).describe()
         for name, summary in figures.items():
-            log(f"step {step} {hours} {name} {describe(summary)}")
+            log(f"step {step} {hours} {name} {describe(summary)}; {health}")
         if figures["validation"]["no_harm"] and figures["validation"]["gain"] > best:
             best = figures["validation"]["gain"]
             save_torch(args.out / "best.pt", checkpoint())

@@ -19,8 +19,9 @@ pytest.importorskip("skimage")
 from export import data  # noqa: E402
 from export.__main__ import main as export_main  # noqa: E402
 from export.curve import draw, read_log  # noqa: E402
+from export.health import Firing, census, dead_channels  # noqa: E402
 from export.model import STRCNN  # noqa: E402
-from export.train import main as train_main, train_step  # noqa: E402
+from export.train import WEIGHT_DECAY, main as train_main, make_optimizer, train_step  # noqa: E402
 from strcnn_sdk import Deblurrer, UntrainedModelWarning  # noqa: E402
 from strcnn_sdk.cli import app  # noqa: E402
 
@@ -38,10 +39,68 @@ def test_a_fixed_batch_is_learned(photos):
     """The optimiser really optimises: 40 steps on one batch lower its loss by more than half."""
     torch.manual_seed(0)
     model = STRCNN("dtb", m=1, width=16)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    optimizer = make_optimizer(model, {"lr": 2e-3, "weight_decay": WEIGHT_DECAY})
     blurry, sharp = data.synthetic_batch(data.Sources.folder(photos, "train"), 0, 0, 2, 4, (24, 24))
     losses = [train_step(model, optimizer, blurry, sharp, "fp32") for _ in range(40)]
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_an_inactive_channel_keeps_its_weights(photos):
+    """A ReLU channel that does not fire gets no data gradient. The optimiser must leave it alone, so that it can
+    fire again later: Adam with an L2 term drives such weights to zero at about the learning rate per step. A
+    constant learning rate (a warm-up would hide the decay), the real training step, 300 steps."""
+    torch.manual_seed(0)
+    model = STRCNN("dtb", m=1, width=8)
+    with torch.no_grad():
+        model.in_conv.bias[0] = -100.0  # inputs lie in [0, 1] and weights near 0.07: channel 0 never fires
+    before = model.in_conv.weight.detach().clone()
+    optimizer = make_optimizer(model, {"lr": 5e-4, "weight_decay": WEIGHT_DECAY})
+    blurry, sharp = data.synthetic_batch(data.Sources.folder(photos, "train"), 0, 0, 1, 3, (16, 16))
+    for _ in range(300):
+        train_step(model, optimizer, blurry, sharp, "fp32")
+    after = model.in_conv.weight.detach()
+    assert after[0].norm() > 0.99 * before[0].norm() and dead_channels(model)["in_conv"] == (0, 8)
+    assert not torch.allclose(after[1:], before[1:])  # the other channels did train
+
+
+def test_health_counts_dead_and_silent_channels():
+    torch.manual_seed(0)
+    model = STRCNN("dtb", m=1, width=8)
+    with torch.no_grad():
+        model.encoder[0].conv1.weight[:3] = 0.0  # three dead channels
+        model.encoder[0].conv1.bias[:3] = 0.0
+        model.up.weight[:, 5] = 0.0  # a ConvTranspose's output channels are dimension 1
+        model.up.bias[5] = 0.0
+        model.down.bias[0] = -100.0  # alive, but silent on any input in [0, 1]
+    assert dead_channels(model)["encoder.0.conv1"] == (3, 8) and dead_channels(model)["up"] == (1, 8)
+    assert dead_channels(model)["down"] == (0, 4)
+    with Firing(model) as firing:
+        model.run(torch.rand(1, 4, 3, 16, 16))
+    silent = firing.silent()
+    assert silent["down"][0] >= 1 and silent["encoder.0.conv1"][0] >= 3 and set(silent) == set(dead_channels(model))
+    health = census(model, firing)
+    layers = 2 * 4 * 8 + 8 + 4 + 4 + 8  # ResBlocks' conv1, in_conv, down, f_head, up
+    assert health.dead == pytest.approx(4 / layers) and health.silent >= 5 / layers and health.tiny > 0
+    assert census(model).silent is None and not census(model).warning  # 4.5% dead, silence not measured
+    with torch.no_grad():
+        model.decoder[1].conv1.weight.zero_()
+        model.decoder[1].conv1.bias.zero_()
+    assert census(model).warning and "HEALTH WARNING" in census(model).describe()
+
+
+def test_resuming_another_optimisers_checkpoint_is_refused(photos, tmp_path):
+    """A checkpoint of the old trainer (Adam with coupled L2 decay, no optimizer in its recipe) does not resume;
+    --init still starts a new run from its weights."""
+    out = tmp_path / "run"
+    train_main([*tiny(photos, out), "--steps", "1", "--eval-every", "100"])
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    assert checkpoint["recipe"]["optimizer"] == "adamw"
+    del checkpoint["recipe"]["optimizer"], checkpoint["recipe"]["weight_decay"]
+    torch.save(checkpoint, out / "last.pt")
+    with pytest.raises(SystemExit, match="trained with adam with coupled L2 weight decay.*--init"):
+        train_main([*tiny(photos, out), "--steps", "1", "--resume"])
+    train_main([*tiny(photos, tmp_path / "new"), "--steps", "1", "--eval-every", "100", "--init", str(out / "last.pt")])
+    assert torch.load(tmp_path / "new" / "last.pt", weights_only=True)["recipe"]["optimizer"] == "adamw"
 
 
 def test_train_resume_export_and_run(photos, tmp_path):
@@ -54,9 +113,10 @@ def test_train_resume_export_and_run(photos, tmp_path):
     assert resumed["step"] == 3 and resumed["elapsed_s"] >= first["elapsed_s"]
     log = (out / "log.txt").read_text()
     assert "start step 2" in log and "validation gain" in log and "test gain" in log and "data" in log
+    assert log.count("health: dead channels") == 4  # on each evaluation line: validation and test, twice
     legs, figures = read_log(out / "log.txt")
     assert [leg["device"] for leg in legs] == ["cpu", "cpu"] and legs[1]["hours"] >= legs[0]["hours"] == 0
-    assert len(figures["validation"]) == len(figures["test"]) == log.count(" h validation gain") == 2
+    assert len(figures["validation"]) == len(figures["test"]) == len(figures["dead"]) == log.count(" h validation gain") == 2
     assert draw(out / "log.txt", tmp_path / "curve.png") == figures and (tmp_path / "curve.png").stat().st_size
 
     export_main(["--checkpoint", str(out / "last.pt"), "--out", str(tmp_path / "mine.onnx")])
