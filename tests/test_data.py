@@ -2,7 +2,9 @@
 the gathered photographs and the GoPro-layout loader."""
 
 import dataclasses
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +117,30 @@ def test_test_set_is_frozen_camera_scale_and_disjoint(photos):
     gathered = {photo_module.Path(p.path).stem for p in photo_module.PHOTOS}
     assert not gathered & set(data.TEST_IMAGES)
     assert {p.split for p in photo_module.PHOTOS} == {"train", "validation"}
+
+
+def clips_sha256(clips) -> str:
+    digest = hashlib.sha256()
+    for name, blurry, sharp in clips:
+        digest.update(name.encode())
+        digest.update(blurry.tobytes())
+        digest.update(sharp.tobytes())
+    return digest.hexdigest()
+
+
+# The evaluation sets never change: figures in the logs, docs and model card stay comparable across runs and
+# changes to the training data. A change to `plan()` or the renderer that moves a pixel of them fails here.
+FROZEN = {"test": "486622885af0c7f661bf06899c00abcabd35eb838125087d9c6680ab5e85d94b",
+          "validation of the stand-in photographs": "b7f9e6c5138aa5644cc5ef407d3bb861ebcfd2816ff84a6ceddb8f70d8aa074b",
+          "validation": "9210fd98e4201ef1a4bd598b2b971493c04c14d04daea6623c9fe7364b9363b5"}
+GATHERED = Path(__file__).resolve().parents[1] / "data" / "photos"
+
+
+def test_evaluation_sets_are_frozen_bit_for_bit(photos):
+    assert clips_sha256(data.test_clips()) == FROZEN["test"]
+    assert clips_sha256(data.validation_clips(photos)) == FROZEN["validation of the stand-in photographs"]
+    if (GATHERED / "manifest.json").is_file():  # a clone with the gathered photographs
+        assert clips_sha256(data.validation_clips(GATHERED)) == FROZEN["validation"]
 
 
 def test_validation_set_comes_from_the_held_out_photographs(photos):
