@@ -4,8 +4,9 @@ scale, and a loader for real paired datasets in the GoPro layout.
 A scene lives on a camera frame of 1280x720 (``CANVAS``). A source photograph is brought to camera resolution
 with an area filter (at most 1280 px wide, never enlarged) and viewed at 0.8 to 1.25 source pixels per output
 pixel, so that a training patch is a crop of what a 720p render of the same scene and seed shows. The camera
-follows a smooth random trajectory (translation, roll, zoom) whose blur length per frame, in output pixels,
-spans still frames to fast pans; foreground objects cut from other photographs, at the background's scale,
+follows a smooth random trajectory (translation, roll, zoom), in some clips with hand tremor on top, whose blur
+length per frame, in output pixels, spans still frames to fast pans; the shutter is open for 10% to 100% of the
+frame interval; foreground objects cut from other photographs, at the background's scale,
 move on their own. Blurry frame n averages the tau sub-frames X_{nT} .. X_{nT+tau-1} in linear light, scaled
 by the clip's exposure (bright areas saturate at the sensor's clip), gets Poisson-Gaussian sensor noise in
 linear light, then the sRGB curve and 8-bit quantization; the sharp target is the centre sub-frame
@@ -64,15 +65,27 @@ class BlurSettings:
     read_noise: tuple[float, float] = (3e-4, 3e-3)  # Gaussian part, sigma in linear light (log-uniform)
     exposure: tuple[float, float] = (0.7, 1.8)  # linear gain before the sensor's clip (log-uniform)
     flash_share: float = 0.1  # clips with flashes or an exposure jump
+    # clips whose camera trembles: 2 to 4 sinusoids per axis (periods of 2 to 10 frames) on a slower drift
+    tremor_share: float = 0.5
+    # clips whose shutter is open 10% to 50% of the frame interval; the others 50% to 100%
+    short_shutter_share: float = 0.45
 
 
 TRAIN_SETTINGS = BlurSettings()
-# The evaluation sets' categories, from sharp to strongly blurred; no flashes, so that the figures measure deblurring.
+
+
+def _frozen(**settings) -> BlurSettings:
+    """Evaluation settings: no flashes, so that the figures measure deblurring; no tremor and the shutter open 50%
+    to 100% of the frame interval, as when the sets were frozen (their pixels are pinned by tests)."""
+    return BlurSettings(flash_share=0.0, tremor_share=0.0, short_shutter_share=0.0, **settings)
+
+
+# The evaluation sets' categories, from sharp to strongly blurred.
 CATEGORIES = {
-    "still": BlurSettings(still_share=1.0, objects=(0, 0), clean_share=1.0, exposure=(1.0, 1.0), flash_share=0.0),
-    "mild": BlurSettings(still_share=0.0, mild_share=1.0, flash_share=0.0),
-    "moderate": BlurSettings(still_share=0.0, mild_share=0.0, blur=(MILD_PX, 15.0), flash_share=0.0),
-    "strong": BlurSettings(still_share=0.0, mild_share=0.0, blur=(15.0, 40.0), flash_share=0.0),
+    "still": _frozen(still_share=1.0, objects=(0, 0), clean_share=1.0, exposure=(1.0, 1.0)),
+    "mild": _frozen(still_share=0.0, mild_share=1.0),
+    "moderate": _frozen(still_share=0.0, mild_share=0.0, blur=(MILD_PX, 15.0)),
+    "strong": _frozen(still_share=0.0, mild_share=0.0, blur=(15.0, 40.0)),
 }
 
 
@@ -170,7 +183,9 @@ class Scene:
 
     source: int
     size: tuple[int, int]  # output (H, W)
-    tau: int
+    tau: int  # sub-frames the shutter is open
+    period: int  # sub-frames from one frame to the next
+    tremor: bool  # the camera trembles
     background: np.ndarray  # [frames, tau, 2, 3] output pixel -> source pixel affine maps
     sprites: list[np.ndarray]  # foreground objects: linear RGB + alpha [h, w, 4]
     sprite_maps: list[np.ndarray]  # [frames, tau, 2, 3] output pixel -> sprite pixel
@@ -196,6 +211,18 @@ def _path(rng: np.random.Generator, length: int, dims: int) -> np.ndarray:
     ease = (t * t * (3 - 2 * t))[:, None]
     path = positions[segment] * (1 - ease) + positions[segment + 1] * ease
     return path - path.mean(axis=0)
+
+
+def _tremor(rng: np.random.Generator, length: int, dims: int, period: int) -> np.ndarray:
+    """Hand tremor [length, dims]: per axis 2 to 4 sinusoids with periods of 2 to 10 frames (`period` sub-frames
+    each), random amplitudes and phases."""
+    t = np.arange(length)
+    out = np.zeros((length, dims))
+    for axis in range(dims):
+        for _ in range(int(rng.integers(2, 5))):
+            cycle = rng.uniform(2.0, 10.0) * period
+            out[:, axis] += rng.uniform(0.3, 1.0) * np.sin(2 * math.pi * t / cycle + rng.uniform(0, 2 * math.pi))
+    return out
 
 
 def _travel(path: np.ndarray, exposed: np.ndarray, blur: float) -> np.ndarray:
@@ -270,13 +297,23 @@ def plan(rng: np.random.Generator, sources: Sources, frames: int, size: tuple[in
     room = np.maximum(np.array(image.shape[1::-1]) - np.array(CANVAS[::-1]) * scale, 0)
     source_centre = np.array(image.shape[1::-1]) / 2 + (rng.random(2) - 0.5) * room
     tau = int(rng.choice(settings.taus))
-    period = int(rng.integers(tau, 2 * tau))
+    period = int(rng.integers(tau, 2 * tau))  # open 50% to 100% of the frame interval
+    # (each further draw only where its share is not 0, so that the frozen evaluation sets draw as they always did)
+    if settings.short_shutter_share and rng.random() < settings.short_shutter_share:
+        period = int(round(tau / rng.uniform(0.1, 0.5)))  # open 10% to 50%
+    tremor = bool(settings.tremor_share) and rng.random() < settings.tremor_share
     length = frames * period + tau
     blur = _blur_length(rng, settings)
     exposed = np.array([[n * period + j for j in range(tau)] for n in range(frames)])
-    shift = _travel(_path(rng, length, 2), exposed, blur)
+
+    def shake(dims: int) -> np.ndarray:
+        """The camera's path along `dims` axes: an eased random walk, with tremor on top of a slower share of it."""
+        path = _path(rng, length, dims)
+        return path * rng.uniform(0.2, 1.0) + _tremor(rng, length, dims, period) if tremor else path
+
+    shift = _travel(shake(2), exposed, blur)
     share = (blur / settings.blur[1]) ** 2  # roll and zoom grow with the shake; mild shake barely rolls
-    roll = _travel(_path(rng, length, 1), exposed, settings.rotation * tau * share)[:, 0] + rng.uniform(-0.3, 0.3)
+    roll = _travel(shake(1), exposed, settings.rotation * tau * share)[:, 0] + rng.uniform(-0.3, 0.3)
     zoom = np.exp(_travel(_path(rng, length, 1), exposed, settings.zoom * tau * share)[:, 0])
 
     sprites, paths = [], []
@@ -302,7 +339,7 @@ def plan(rng: np.random.Generator, sources: Sources, frames: int, size: tuple[in
     centre_out = np.array([width / 2, height / 2, 1.0])
     ends = np.stack([background[:, 0] @ centre_out, background[:, -1] @ centre_out])
     blur_px = float(np.linalg.norm(ends[1] - ends[0], axis=-1).mean() / scale)
-    return Scene(source, (height, width), tau, background, sprites, sprite_maps, gains, shot, read, blur_px,
+    return Scene(source, (height, width), tau, period, tremor, background, sprites, sprite_maps, gains, shot, read, blur_px,
                  (int(origin[1]), int(origin[0])))
 
 
@@ -493,7 +530,8 @@ def write_sample(path: Path, frames: int = 60, fps: int = 25, size: tuple[int, i
     import av
 
     settings = dataclasses.replace(TRAIN_SETTINGS, still_share=0.0, mild_share=0.0, blur=(10.0, 14.0),
-                                   objects=(1, 1), flash_share=0.0, clean_share=1.0)
+                                   objects=(1, 1), flash_share=0.0, clean_share=1.0, tremor_share=0.0,
+                                   short_shutter_share=0.0)
     sources = Sources.wheel(("astronaut", "coffee", "chelsea"))
     blurry, _ = render_clip(np.random.default_rng(7), sources, frames, size, settings, source=0)
     rate = 48_000

@@ -51,8 +51,9 @@ PRESETS = {
     "gpu": dict(batch=48, frames=13, patch=128, lr=5e-4, decay_every=4_000, decay_rate=0.9, steps=1_000_000,
                 warmup=300),
 }
-# The share of training clips whose camera is still, and whose blur is mild (under 3 px): the do-no-harm part.
-SHARES = {"still_share": TRAIN_SETTINGS.still_share, "mild_share": TRAIN_SETTINGS.mild_share}
+# The share of training clips whose camera is still, whose blur is mild (under 3 px): the do-no-harm part; whose
+# camera trembles, and whose shutter is open under half the frame interval.
+SHARES = {k: getattr(TRAIN_SETTINGS, k) for k in ("still_share", "mild_share", "tremor_share", "short_shutter_share")}
 # What a run is, beside the model's constructor arguments: stored in every checkpoint and restored on resume.
 RECIPE = (*PRESETS["paper"], *SHARES, "data", "synthesis", "precision", "seed", "device", "weight_decay")
 PER_DEVICE = ("synthesis", "precision")  # chosen again when a run moves to another kind of device

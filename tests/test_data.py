@@ -64,6 +64,22 @@ def test_training_mix_spans_still_to_fast_with_noise_saturation_and_flashes(sour
     assert 0.05 < np.mean([np.ptp(s.gains) > 0 for s in scenes]) < 0.2
     assert np.mean([s.gains[0] > 1 for s in scenes]) > 0.3  # bright areas saturate at the sensor's clip
     assert np.mean([len(s.sprites) > 0 for s in scenes]) > 0.5
+    open_share = np.array([s.tau / s.period for s in scenes])  # of the frame interval, the shutter is open
+    assert 0.1 <= open_share.min() < 0.15 and open_share.max() == 1.0
+    assert abs((open_share < 0.5).mean() - data.TRAIN_SETTINGS.short_shutter_share) < 0.1
+    tremor = np.array([s.tremor for s in scenes])
+    assert abs(tremor.mean() - data.TRAIN_SETTINGS.tremor_share) < 0.1 and blur[tremor].max() > 30
+    assert all(s.period in range(s.tau, 2 * s.tau) and not s.tremor
+               for kind, settings in data.CATEGORIES.items() for s in [data.plan(rng, sources, 5, (64, 64), settings)])
+
+
+def test_tremor_oscillates_with_periods_of_2_to_10_frames():
+    period = 12
+    path = data._tremor(np.random.default_rng(0), 40 * period, 2, period)
+    for axis in path.T:
+        power = np.abs(np.fft.rfft(axis)) ** 2
+        cycles = np.fft.rfftfreq(len(axis)) * period  # cycles per frame
+        assert power[(cycles >= 1 / 10.5) & (cycles <= 1 / 1.9)].sum() > 0.8 * power.sum()
 
 
 def test_averaging_happens_in_linear_light():
