@@ -649,7 +649,7 @@ def evaluate(
 ) -> None:
     """PSNR (and SSIM) of the model's output and of the blurry input against the sharp frames."""
     from .evaluation import evaluate_folder
-    from .metrics import describe, summarize
+    from .metrics import SHARP_PSNR_DB, describe, summarize
 
     loaded = load_model(model, provider, threads, precision)
     try:
@@ -666,7 +666,8 @@ def evaluate(
                 f"{row['psnr_model'] - row['psnr_blurry']:>+8.3f}")
         typer.echo(line + (f" {row['ssim_blurry']:>11.4f} {row['ssim_model']:>10.4f}" if ssim else ""))
     if summary["sharp_clips"]:
-        typer.echo(f"({summary['sharp_clips']} clips whose input is already sharp are left out of the mean)")
+        typer.echo(f"({summary['sharp_clips']} near-sharp clips, input {SHARP_PSNR_DB:.0f} dB or more, are left out "
+                   f"of the mean; each output must stay at {SHARP_PSNR_DB:.0f} dB or more)")
     typer.echo(describe(summary))
 
 

@@ -133,6 +133,11 @@ def test_info_and_eval(tmp_path):
     row = next(line for line in result.output.splitlines() if line.startswith("x "))
     assert float(row.split()[4]) == 0.0  # the identity model gains nothing
     assert "mean" in result.output
+    cv2.imwrite(str(pairs / "y_sharp1.png"), sharp)  # a near-sharp pair: its input is its target
+    cv2.imwrite(str(pairs / "y_blur1.png"), sharp)
+    result = strcnn("eval", pairs, "--model", IDENTITY, "--no-ssim")
+    assert "1 near-sharp clips, input 40 dB or more, are left out of the mean" in result.output, result.output
+    assert "gain +0.000 dB over 1 clips below 40 dB" in result.output and "do-no-harm holds" in result.output
 
 
 def test_bench_prints_every_figure():

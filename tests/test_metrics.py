@@ -1,4 +1,5 @@
-"""The figures a model is judged by: the gain over blurred clips, per category, and the do-no-harm checks."""
+"""The figures a model is judged by: the gain over the clips below 40 dB input, per category, and the one
+do-no-harm rule (near-sharp outputs at 40 dB or more, mild not negative, no clip losing more than 0.5 dB)."""
 
 import math
 
@@ -9,21 +10,34 @@ def row(clip: str, blurry: float, model: float) -> dict:
     return {"clip": clip, "frames": 8, "psnr_blurry": blurry, "psnr_model": model}
 
 
-def test_sharp_input_is_judged_apart_and_must_stay_at_40_db():
-    rows = [row("still_a_0", math.inf, 45.0), row("mild_a_1", 35.0, 35.5), row("strong_b_2", 20.0, 23.0)]
+def test_near_sharp_input_is_judged_apart_and_each_must_stay_at_40_db():
+    rows = [row("still_a_0", math.inf, 45.0), row("mild_a_1", 42.0, 41.0), row("mild_b_2", 35.0, 35.5),
+            row("strong_b_3", 20.0, 23.0)]
     summary = summarize(rows)
     assert summary["gain"] == (0.5 + 3.0) / 2 and summary["blurred_clips"] == 2 and summary["blurred_frames"] == 16
-    assert summary["sharp_psnr"] == 45.0 and summary["categories"] == {"mild": 0.5, "strong": 3.0}
+    assert summary["sharp_clips"] == 2 and summary["sharp_psnr"] == 41.0  # the worst near-sharp output
+    assert summary["categories"] == {"mild": 0.5, "strong": 3.0} and summary["worst"] == ("mild_b_2", 0.5)
     assert summary["no_harm"] and "do-no-harm holds" in describe(summary)
-    rows[0] = row("still_a_0", math.inf, 39.9)
-    assert not summarize(rows)["no_harm"]
+    rows[1] = row("mild_a_1", 42.0, 39.9)  # one near-sharp clip drops below 40 dB, though the mean stays above
+    summary = summarize(rows)
+    assert not summary["no_harm"] and summary["harm"] == ["mild_a_1 (near-sharp) comes out at 39.90 dB"]
+    assert "FAILS" in describe(summary) and "mild_a_1" in describe(summary)
 
 
 def test_mild_clips_must_not_lose_on_average():
-    rows = [row("mild_a_0", 40.0, 39.0), row("mild_b_1", 30.0, 30.4), row("strong_c_2", 20.0, 25.0)]
+    rows = [row("mild_a_0", 39.0, 38.6), row("mild_b_1", 30.0, 30.2), row("strong_c_2", 20.0, 25.0)]
     summary = summarize(rows)
-    assert abs(summary["categories"]["mild"] + 0.3) < 1e-9 and not summary["no_harm"]
-    assert "FAILS" in describe(summary)
+    assert abs(summary["categories"]["mild"] + 0.1) < 1e-9 and not summary["no_harm"]
+    assert summary["harm"] == ["mild clips lose 0.100 dB on average"]
+
+
+def test_no_clip_may_lose_more_than_half_a_db():
+    rows = [row("moderate_a_0", 30.0, 29.4), row("strong_b_1", 20.0, 25.0), row("mild_c_2", 33.0, 33.1)]
+    summary = summarize(rows)
+    assert summary["gain"] > 1 and summary["worst"][0] == "moderate_a_0" and not summary["no_harm"]
+    assert summary["harm"] == ["moderate_a_0 loses 0.600 dB"]
+    rows[0] = row("moderate_a_0", 30.0, 29.6)
+    assert summarize(rows)["no_harm"]
 
 
 def test_folders_without_categories_report_the_mean_gain():
