@@ -60,6 +60,27 @@ def test_refuses_to_write_a_file_that_fails_its_check(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_tiny_weights_are_written_as_zero(tmp_path, capsys):
+    """A checkpoint with weights below 1e-12 (they make fp32 arithmetic denormal, and slow) exports with none: the
+    .onnx and the .pt beside it hold zeros there, the count is printed, and the caller's model is untouched."""
+    torch.manual_seed(3)
+    model = STRCNN("dtb", m=1, width=8)
+    with torch.no_grad():
+        model.encoder[0].conv1.weight[:2] = 1e-30  # denormal in fp32
+        model.decoder[3].conv2.weight[0, 0] = -3e-13
+        model.in_conv.bias[1] = 5e-20
+    planted = 2 * 8 * 9 + 9 + 1
+    path = tmp_path / "m.onnx"
+    export(model, path, trained=False)
+    assert f"set {planted} of" in capsys.readouterr().out
+    weights = np.concatenate([onnx.numpy_helper.to_array(t).ravel() for t in onnx.load(path).graph.initializer
+                              if t.data_type == onnx.TensorProto.FLOAT])
+    assert not np.any((np.abs(weights) < 1e-12) & (weights != 0))
+    saved = torch.load(path.with_suffix(".pt"), weights_only=True)["state_dict"]
+    assert float(saved["encoder.0.conv1.weight"][:2].abs().max()) == 0.0
+    assert model.encoder[0].conv1.weight[0, 0, 0, 0].item() != 0.0  # the caller's model keeps its weights
+
+
 def test_checkpoint_loads_weights_only_and_round_trips(tmp_path):
     torch.manual_seed(2)
     model = STRCNN("strcnn", m=2, width=8, residual=False)
