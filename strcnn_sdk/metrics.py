@@ -89,6 +89,7 @@ def describe(summary: dict) -> str:
         parts.append(f"worst clip {summary['worst'][1]:+.3f}")
     if summary["sharp_psnr"] is not None:
         parts.append(f"{summary['sharp_clips']} near-sharp clips kept at {summary['sharp_psnr']:.2f} dB or more")
-    verdict = "do-no-harm holds" if summary["no_harm"] else f"do-no-harm FAILS ({len(summary['harm'])}: " \
-        f"{summary['harm'][0]}{', ...' if len(summary['harm']) > 1 else ''})"
+    harm = summary["harm"]
+    verdict = "do-no-harm holds" if not harm else \
+        f"do-no-harm FAILS: {'; '.join(harm[:3])}{f'; and {len(harm) - 3} more' if len(harm) > 3 else ''}"
     return ", ".join(parts + [verdict])
