@@ -5,8 +5,8 @@ activations, calibrated on clips rendered from the gathered training photographs
 photographs) with the recurrent state the fp32 model produces along each clip. fp16: weights and arithmetic in float16 with float32
 inputs and outputs, so callers and the state handling are unchanged.
 
-Each variant is written as ``NAME.PRECISION.onnx`` with its sidecar beside the fp32 model; its quality against
-fp32 is measured on the test set and recorded in the sidecar.
+Each variant is written as ``NAME.PRECISION.onnx`` with its sidecar beside the fp32 model; its quality is measured
+on the test set as for fp32 (`export.quality`) and recorded in its sidecar, with its gain against fp32's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +23,11 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from strcnn_sdk import Deblurrer, Model, UntrainedModelWarning
-from strcnn_sdk.evaluation import evaluate_clips
-from strcnn_sdk.metrics import summarize
 from strcnn_sdk.system import write_atomic
 
-from .data import Sources, synthetic_batch, test_clips
+from .data import Sources, synthetic_batch
 from .onnx import load_checkpoint, to_onnx, write_sidecar
+from .quality import measure, write_quality
 
 
 class Calibration(CalibrationDataReader):
@@ -90,14 +87,6 @@ def _finish(proto: onnx.ModelProto, fp32: Path, out: Path, precision: str) -> No
     write_sidecar(out, side)
 
 
-def test_psnr(path: Path) -> float:
-    """Mean test-set PSNR of a model over the clips below 40 dB input, through the runtime (CPU), as `strcnn eval` computes it."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UntrainedModelWarning)
-        deblurrer = Deblurrer(Model(path, providers="cpu"))
-    return summarize(evaluate_clips(test_clips(), deblurrer, ssim=False))["mean"]["psnr_model"]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="the gathered photographs; int8 calibrates on their training split")
     parser.add_argument("--precision", choices=("int8", "fp16"), action="append",
                         help="variants to write (default: both)")
+    parser.add_argument("--gopro", type=Path, help="real NAME_blur1.png / NAME_sharp1.png pairs, also measured")
     args = parser.parse_args(argv)
     precisions = args.precision or ["int8", "fp16"]
     if "int8" in precisions:
@@ -114,20 +104,16 @@ def main(argv: list[str] | None = None) -> None:
             sources = Sources.folder(args.photos, "train")
         except (OSError, ValueError) as e:
             raise SystemExit(f"int8 calibration needs the gathered photographs: {e}") from None
-    reference = test_psnr(args.model)
-    print(f"fp32 {args.model}: test PSNR {reference:.3f} dB")
+    if not (json.loads(args.model.with_suffix(".json").read_text()).get("quality") or {}).get("test"):
+        write_quality(args.model, measure(args.model, args.gopro))  # the reference the variants are judged against
     for precision in precisions:
         out = args.model.with_name(f"{args.model.stem}.{precision}.onnx")
         if precision == "int8":
             quantize_int8(args.model, out, sources)
         else:
             convert_fp16(args.model, out)
-        psnr = test_psnr(out)
-        side = json.loads(out.with_suffix(".json").read_text())
-        side["quality_vs_fp32"] = {"test_psnr_db": round(psnr, 3), "fp32_test_psnr_db": round(reference, 3),
-                                   "loss_db": round(reference - psnr, 3)}
-        write_sidecar(out, side)
-        print(f"{precision} {out}: test PSNR {psnr:.3f} dB ({psnr - reference:+.3f} dB against fp32)")
+        vs = write_quality(out, measure(out, args.gopro))["quality_vs_fp32"]
+        print(f"{precision} {out}: test gain {vs['test_gain_db']:+.3f} dB, fp32 {vs['fp32_test_gain_db']:+.3f} dB")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from .deblurrer import Deblurrer, StreamState
-from .model import Model, UntrainedModelWarning
+from .model import Model, QualityWarning, UntrainedModelWarning
 
 if TYPE_CHECKING:
     from .many import Result, deblur_many
@@ -40,5 +40,5 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = ["Cancelled", "Deblurrer", "Frame", "MediaError", "MediaWarning", "Model", "OutputClosed", "ProgressCallback",
-           "Result", "StreamLost", "StreamState", "UntrainedModelWarning", "__version__", "deblur_many", "deblur_video",
+           "QualityWarning", "Result", "StreamLost", "StreamState", "UntrainedModelWarning", "__version__", "deblur_many", "deblur_video",
            "iter_frames"]

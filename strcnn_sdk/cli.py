@@ -24,6 +24,7 @@ from .deblurrer import Deblurrer
 from .model import (_PROVIDER_NAMES, Model, UntrainedModelWarning, cuda_usable, nvidia_driver_present,
                     shipped_model_path)
 from .many import STATUSES
+from .metrics import describe_quality
 from .system import cpu_flags, median_seconds, rss_mib, write_atomic
 from .video import Encoding, MediaError, MediaWarning, OutputClosed, Reader
 
@@ -340,13 +341,14 @@ def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: 
         training, quality = meta.get("training") or {}, meta.get("quality") or {}
         typer.echo(f"  trained: {training.get('steps', '?')} steps, {training.get('hours', '?')} h on "
                    f"{training.get('hardware', '?')}")
-        figures = ", ".join(f"{key.removesuffix('_psnr_gain_db')} {value:+.3f} dB" for key, value in quality.items()
-                            if key.endswith("_psnr_gain_db"))
-        typer.echo(f"  PSNR gain over the blurry input: {figures or 'not measured'} (see MODEL_CARD.md)")
+        typer.echo(f"  PSNR gain over the blurry input ({meta['precision']}): {describe_quality(quality)} "
+                   "(see MODEL_CARD.md)")
     else:
         typer.echo("  trained: NO (random weights: runs, but does not deblur)")
     if "quality_vs_fp32" in meta:
-        typer.echo(f"  {meta['precision']} against fp32: {-meta['quality_vs_fp32']['loss_db']:+.3f} dB PSNR")
+        vs = meta["quality_vs_fp32"]
+        typer.echo(f"  {meta['precision']} against fp32: test gain {vs['test_gain_db']:+.3f} dB against "
+                   f"{vs['fp32_test_gain_db']:+.3f} dB")
 
 
 def _parse_size(text: str) -> tuple[int, int]:

@@ -93,3 +93,31 @@ def describe(summary: dict) -> str:
     verdict = "do-no-harm holds" if not harm else \
         f"do-no-harm FAILS: {'; '.join(harm[:3])}{f'; and {len(harm) - 3} more' if len(harm) > 3 else ''}"
     return ", ".join(parts + [verdict])
+
+
+def quality_fields(summary: dict) -> dict:
+    """A summary as a sidecar keeps it (``quality.test``): the gain, by category, the worst clip, the lowest
+    near-sharp output, and the do-no-harm verdict with what breaks it."""
+    return {"gain_db": None if summary["gain"] is None else round(summary["gain"], 3),
+            "clips": summary["blurred_clips"],
+            "categories_db": {k: round(v, 3) for k, v in summary["categories"].items()},
+            "worst_clip_db": None if summary["worst"] is None else round(summary["worst"][1], 3),
+            "near_sharp_clips": summary["sharp_clips"],
+            "near_sharp_min_db": None if summary["sharp_psnr"] is None else round(summary["sharp_psnr"], 2),
+            "no_harm": summary["no_harm"], "harm": summary["harm"]}
+
+
+def describe_quality(quality: dict | None) -> str:
+    """A sidecar's ``quality`` in one line, as `strcnn info` prints it."""
+    test, gopro = (quality or {}).get("test"), (quality or {}).get("gopro")
+    if not test:
+        return "not measured"
+    parts = [f"test set {test['gain_db']:+.3f} dB over {test['clips']} clips below {SHARP_PSNR_DB:.0f} dB"
+             + (f" ({', '.join(f'{k} {v:+.3f}' for k, v in test['categories_db'].items())})"
+                if test["categories_db"] else "")]
+    if test["near_sharp_min_db"] is not None:
+        parts.append(f"{test['near_sharp_clips']} near-sharp clips kept at {test['near_sharp_min_db']:.2f} dB or more")
+    parts.append("do-no-harm holds" if test["no_harm"] else f"do-no-harm FAILS: {'; '.join(test['harm'])}")
+    if gopro:
+        parts.append(f"GoPro pairs {gopro['gain_db']:+.3f} dB")
+    return ", ".join(parts)

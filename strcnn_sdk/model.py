@@ -32,6 +32,11 @@ class UntrainedModelWarning(UserWarning):
     """The loaded model has random weights: it runs, but does not deblur."""
 
 
+class QualityWarning(UserWarning):
+    """The loaded model's own measurements (its sidecar's ``quality.test``) fail the do-no-harm rule: it makes some
+    footage worse, such as nearly sharp or mildly blurred video."""
+
+
 def shipped_model_path(precision: str = "fp32", provider: str = "CPUExecutionProvider") -> Path:
     """Path of the model shipped inside the package in a precision ("auto": the best one for `provider`)."""
     folder = Path(str(resources.files("strcnn_sdk.weights")))
@@ -166,6 +171,9 @@ class Model:
             warnings.warn(f"{self.path.name} is UNTRAINED (random weights): it runs but does not deblur. "
                           f"Train one with `python -m export.train` and pass it as the model.",
                           UntrainedModelWarning, stacklevel=2)
+        elif (test := (self.meta.get("quality") or {}).get("test")) and not test.get("no_harm", True):
+            warnings.warn(f"{self.path.name} fails the do-no-harm rule on its test set ({'; '.join(test['harm'])}): "
+                          "it can make some footage worse; see its model card", QualityWarning, stacklevel=2)
 
     def _open(self, path: Path, providers: list[tuple[str, dict[str, Any]]]) -> None:
         """Read and check the model file and its sidecar, and open the session."""

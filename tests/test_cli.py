@@ -1,5 +1,6 @@
 """`strcnn deblur | info | bench | eval` on real files: containers, timing, colour, audio, errors, atomicity."""
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from strcnn_sdk.cli import app
-from strcnn_sdk.metrics import psnr
+from strcnn_sdk.metrics import describe_quality, psnr
 from strcnn_sdk.model import shipped_model_path
 from media import frames_of, make_video, video_facts
 
@@ -138,6 +139,18 @@ def test_info_and_eval(tmp_path):
     result = strcnn("eval", pairs, "--model", IDENTITY, "--no-ssim")
     assert "1 near-sharp clips, input 40 dB or more, are left out of the mean" in result.output, result.output
     assert "gain +0.000 dB over 1 clips below 40 dB" in result.output and "do-no-harm holds" in result.output
+
+
+def test_info_prints_the_models_own_verdict():
+    """`strcnn info` states the shipped model's test-set gain with its do-no-harm verdict and its GoPro gain, as
+    measured in the precision that runs, and the warning of a failed verdict is one line on stderr."""
+    for precision in ("fp32", "int8"):
+        result = strcnn("info", "--precision", precision)
+        meta = json.loads(shipped_model_path(precision).with_suffix(".json").read_text())
+        assert result.exit_code == 0 and describe_quality(meta["quality"]) in result.output, result.output
+        assert "GoPro pairs" in result.output and "do-no-harm" in result.output
+        warned = [line for line in result.output.splitlines() if "do-no-harm rule" in line]
+        assert len(warned) == (0 if meta["quality"]["test"]["no_harm"] else 1)
 
 
 def test_bench_prints_every_figure():

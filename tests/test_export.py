@@ -149,3 +149,26 @@ def test_pytorch_baselines_print_beside_the_sdk(capsys):
     out = capsys.readouterr().out
     assert "PyTorch eager fp32" in out and "PyTorch bf16 autocast" in out and "strcnn-sdk ONNX Runtime fp32" in out
     assert "the default here" in out and "cpu:" in out
+
+
+def test_quality_is_measured_into_the_sidecar_with_a_variants_gap_to_fp32(tmp_path, capsys):
+    """`python -m export.quality`: the test set scored by the runtime under the do-no-harm rule, written into each
+    sidecar; a variant's sidecar compares its gain with the fp32 model's beside it."""
+    import shutil
+
+    from export.quality import main as quality_main
+    from strcnn_sdk.metrics import describe_quality
+
+    torch.manual_seed(0)
+    fp32 = tmp_path / "m.onnx"
+    export(STRCNN("dtb", m=1, width=8), fp32, trained=False)
+    variant = tmp_path / "m.int8.onnx"  # the fp32 graph under a variant's name: the comparison is what is tested
+    shutil.copy(fp32, variant)
+    variant.with_suffix(".json").write_text(json.dumps(dict(json.loads(fp32.with_suffix(".json").read_text()),
+                                                            precision="int8")))
+    quality_main([str(fp32), str(variant)])
+    side, other = (json.loads(p.with_suffix(".json").read_text()) for p in (fp32, variant))
+    test = side["quality"]["test"]
+    assert test["clips"] + test["near_sharp_clips"] == 24 and test["no_harm"] == (not test["harm"])
+    assert "quality_vs_fp32" not in side and other["quality_vs_fp32"]["loss_db"] == 0.0
+    assert describe_quality(side["quality"]) in capsys.readouterr().out

@@ -10,7 +10,8 @@ import warnings
 import numpy as np
 import pytest
 
-from strcnn_sdk import Deblurrer, Model, StreamState, UntrainedModelWarning
+from strcnn_sdk import Deblurrer, Model, QualityWarning, StreamState, UntrainedModelWarning
+from strcnn_sdk.model import shipped_model_path
 
 torch = pytest.importorskip("torch")
 
@@ -156,6 +157,41 @@ def test_untrained_model_warns_and_cpu_console_stays_clean(tiny):
     assert run.stdout.split() == ["CPUExecutionProvider", "False"]
     assert "UNTRAINED" in run.stderr
     assert ":onnxruntime" not in run.stderr  # no provider error or warning from ONNX Runtime's log
+
+
+def test_a_model_whose_own_verdict_fails_warns_in_one_line(tiny, tmp_path):
+    side = json.loads(tiny[0].with_suffix(".json").read_text())
+    test = {"gain_db": 0.2, "clips": 16, "categories_db": {"mild": -0.2}, "worst_clip_db": -0.6, "near_sharp_clips": 8,
+            "near_sharp_min_db": 44.0, "no_harm": False, "harm": ["mild clips lose 0.200 dB on average"]}
+    for verdict in (False, True):
+        path = tmp_path / f"judged_{verdict}.onnx"
+        shutil.copy(tiny[0], path)
+        path.with_suffix(".json").write_text(json.dumps(dict(side, trained=True, quality={"test": dict(test, no_harm=verdict)})))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Model(path, providers="cpu")
+        found = [str(w.message) for w in caught if issubclass(w.category, QualityWarning)]
+        if verdict:
+            assert not found
+        else:
+            assert len(found) == 1 and "mild clips lose 0.200 dB on average" in found[0] and "\n" not in found[0]
+
+
+def test_shipped_sidecars_state_their_own_test_verdict_and_gopro_gain():
+    """Each precision's figures are its own (measured in that precision) and the variants' comparison with fp32
+    matches the fp32 sidecar, so no stale figure survives a change of weights."""
+    fp32 = json.loads(shipped_model_path("fp32").with_suffix(".json").read_text())
+    for precision in ("fp32", "int8", "fp16"):
+        side = json.loads(shipped_model_path(precision).with_suffix(".json").read_text())
+        quality = side["quality"]
+        assert set(quality) == {"measured", "test", "gopro"} and f"--precision {precision}" in quality["measured"]
+        assert isinstance(quality["test"]["no_harm"], bool) and quality["test"]["no_harm"] == (not quality["test"]["harm"])
+        assert isinstance(quality["gopro"]["gain_db"], float)
+        if precision != "fp32":
+            assert side["quality_vs_fp32"] == {"test_gain_db": quality["test"]["gain_db"],
+                                               "fp32_test_gain_db": fp32["quality"]["test"]["gain_db"],
+                                               "loss_db": round(fp32["quality"]["test"]["gain_db"]
+                                                                - quality["test"]["gain_db"], 3)}
 
 
 def test_a_run_imports_no_torch(tiny):
