@@ -18,7 +18,8 @@ from .deblurrer import Deblurrer, StreamState
 from .model import Model, QualityWarning, UntrainedModelWarning
 
 if TYPE_CHECKING:
-    from .many import Result, deblur_many
+    from .jobs import Result
+    from .many import deblur_many
     from .pipeline import Cancelled, ProgressCallback, deblur_video
     from .video import Frame, MediaError, MediaWarning, OutputClosed, StreamLost, iter_frames
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 # does without it.
 _VIDEO = {"Cancelled": "pipeline", "ProgressCallback": "pipeline", "deblur_video": "pipeline", "Frame": "video",
           "MediaError": "video", "MediaWarning": "video", "OutputClosed": "video", "StreamLost": "video",
-          "iter_frames": "video", "Result": "many", "deblur_many": "many"}
+          "iter_frames": "video", "Result": "jobs", "deblur_many": "many"}
 
 
 def __getattr__(name: str):

@@ -22,8 +22,8 @@ import typer
 from . import __version__
 from .deblurrer import Deblurrer
 from .model import (_PROVIDER_NAMES, Model, UntrainedModelWarning, cuda_usable, nvidia_driver_present,
-                    shipped_model_path)
-from .many import STATUSES
+                    shipped_model_path, show_onnxruntime_log)
+from .jobs import STATUSES
 from .metrics import describe_quality
 from .system import cpu_flags, median_seconds, rss_mib, write_atomic
 from .video import Encoding, MediaError, MediaWarning, OutputClosed, Reader
@@ -35,6 +35,8 @@ ModelOption = Annotated[Optional[Path], typer.Option("--model", "-m", help="an .
                                                      "(default: the shipped model)")]
 ProviderOption = Annotated[str, typer.Option(help="auto (CUDA where usable, else CPU), cuda or cpu")]
 ThreadsOption = Annotated[Optional[int], typer.Option(help="ONNX Runtime threads (default: one per core)")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="also show ONNX Runtime's own log (e.g. why "
+                                                                   "CUDA libraries did not load)")]
 PrecisionOption = Annotated[str, typer.Option(help="shipped variant: auto (int8 on CPUs with VNNI/AMX, fp16 on "
                                                     "CUDA, else fp32), fp32, int8 or fp16")]
 
@@ -46,7 +48,16 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load_model(model: Path | None, provider: str, threads: int | None, precision: str) -> Model:
-    """Load a model for a command, turning a bad file or option into a one-line error."""
+    """Load a model for a command, turning a bad file or option into a one-line error. fp16 is a GPU format: the
+    shipped fp16 variant on the CPU provider is refused (it runs slower than fp32 there); an fp16 file given with
+    --model still runs."""
+    def fp16_on_cpu() -> typer.Exit:
+        return fail("--precision fp16 is for GPUs: on the CPU it runs slower than fp32; use --precision auto or fp32")
+
+    on_cpu = _PROVIDER_NAMES.get(provider.lower(), provider) == "CPUExecutionProvider" or \
+        (provider == "auto" and not cuda_usable())
+    if model is None and precision == "fp16" and on_cpu:
+        raise fp16_on_cpu()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -55,6 +66,8 @@ def load_model(model: Path | None, provider: str, threads: int | None, precision
             raise fail(str(e)) from None
     for w in caught:
         typer.echo(f"strcnn: warning: {w.message}", err=True)
+    if model is None and precision == "fp16" and loaded.provider == "CPUExecutionProvider":  # CUDA fell back
+        raise fp16_on_cpu()
     return loaded
 
 
@@ -69,11 +82,15 @@ TileOption = Annotated[str, typer.Option(help="tile side in pixels, to bound mem
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress")]
 
 
-def _tile(tile: str) -> int | str | None:
+def _tile(tile: str, model: Model | None = None) -> int | str | None:
+    """--tile as the Deblurrer takes it, checked in the CLI's words (against `model`'s smallest tile when given)."""
     try:
-        return None if tile == "off" else "auto" if tile == "auto" else int(tile)
+        side = None if tile == "off" else "auto" if tile == "auto" else int(tile)
     except ValueError:
-        raise fail(f"--tile must be auto, off or a number of pixels, got {tile!r}") from None
+        raise fail(f"--tile must be auto, off or a side in pixels, got {tile!r}") from None
+    if model is not None and isinstance(side, int) and side < model.min_tile:
+        raise fail(f"--tile must be auto, off or a side of at least {model.min_tile} pixels, got {tile!r}")
+    return side
 
 
 @app.command()
@@ -111,13 +128,14 @@ def deblur(
                                                          "(0: give up at once)")] = 30.0,
     force: Annotated[bool, typer.Option("--force", "-f", help="overwrite an existing output")] = False,
     quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Deblur a video, a live stream or an image sequence into a video, a stream or a folder of PNGs.
 
-    A live input (standard input, a URL, a device) stopped with Ctrl-C keeps what was deblurred until then; an
-    interrupted file leaves no output."""
-    from .pipeline import deblur_video
+    A live input stopped with Ctrl-C keeps what was deblurred until then; an interrupted file leaves nothing."""
+    from .pipeline import check_run, deblur_video
 
+    show_onnxruntime_log(verbose)
     stopped, passed = _catch_signals(), [0]
     tiles, options = _tile(tile), _key_values(input_option or [])
     if source == "-" and sys.stdin.isatty():
@@ -126,7 +144,9 @@ def deblur(
     if output == "-" and sys.stdout.isatty():
         raise fail("standard output (-) is a terminal; pipe it into a player or a file, e.g. | ffplay -")
     try:
+        check_run(source, output, overwrite=force, reconnect=reconnect, realtime=realtime)  # before the model loads
         loaded = load_model(model, provider, threads, precision)
+        _tile(tile, loaded)
         with _warnings_as_lines(), _progress(quiet) as bar:
             def progress(done: int, total: int | None, through: int | None = None) -> None:
                 passed[0] = through or 0
@@ -193,16 +213,15 @@ class _progress:
 
     def __init__(self, quiet: bool) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         console = Console(stderr=True)
         self.lines = not quiet and not console.is_terminal
-        self.bar = Progress(TextColumn("deblurring"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+        self.bar = Progress(TextColumn("deblurring"), BarColumn(), TextColumn("{task.fields[count]} frames"),
                             TextColumn("{task.fields[fps]} fps"), TextColumn("{task.fields[note]}"),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                             disable=quiet or self.lines)
-        self.task = self.bar.add_task("deblur", total=None, fps="-", note="")
+        self.task = self.bar.add_task("deblur", total=None, fps="-", note="", count="0")
         self.start = self.last_line = time.perf_counter()
 
     def __enter__(self):
@@ -212,16 +231,17 @@ class _progress:
     def __exit__(self, *exc) -> None:
         self.bar.stop()
 
-    def __call__(self, done: int, total: int | None, note: str = "") -> None:
-        """`done` of `total` frames (None: unknown) written; `note` is shown beside, e.g. the videos done."""
+    def __call__(self, done: int, total: int | None, note: str = "", estimate: bool = False) -> None:
+        """`done` of `total` frames (None: unknown; `estimate`: shown as ~total) written; `note` is shown beside,
+        e.g. the videos done."""
         now = time.perf_counter()
         fps = done / max(now - self.start, 1e-9)
-        self.bar.update(self.task, completed=done, total=total, fps=f"{fps:.1f}", note=note)
+        count = f"{done}/{'~' if estimate else ''}{total}" if total else f"{done}"
+        self.bar.update(self.task, completed=done, total=total, fps=f"{fps:.1f}", note=note, count=count)
         if self.lines and now - self.last_line >= self.EVERY_S:
             self.last_line = now
-            eta = f", ETA {(total - done) / fps:.0f} s" if total and fps > 0 else ""
-            typer.echo(f"deblurring: {done}{f'/{total}' if total else ''} frames, {fps:.2f} fps{eta}"
-                       f"{f', {note}' if note else ''}", err=True)
+            eta = f", ETA {'~' if estimate else ''}{(total - done) / fps:.0f} s" if total and fps > 0 else ""
+            typer.echo(f"deblurring: {count} frames, {fps:.2f} fps{eta}{f', {note}' if note else ''}", err=True)
 
 
 @app.command("deblur-many", help=(
@@ -265,18 +285,25 @@ def deblur_many(
                      ] = False,
     report: Annotated[Optional[Path], typer.Option(help="also write the summary as JSON to this file")] = None,
     quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
-    from .many import deblur_many as run
+    from .many import check_job, deblur_many as run
 
+    show_onnxruntime_log(verbose)
     _catch_signals()
     options = dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side,
                    tile=_tile(tile))
     try:
+        check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
+                  gpus_per_worker=gpus_per_worker)  # before the model loads
         with _warnings_as_lines(), _progress(quiet) as bar:
             loaded = model if ray else load_model(model, provider, threads, precision)
+            if not ray:
+                _tile(tile, loaded)
 
             def progress(job) -> None:
-                bar(job.frames_done, job.frames or None, f"{job.videos_done}/{job.videos} videos")
+                bar(job.frames_done, job.frames or None, f"{job.videos_done}/{job.videos} videos",
+                    estimate=not job.frames_exact)
 
             start = time.perf_counter()
             results = run(inputs, out, model=loaded, providers=provider, threads=threads, precision=precision,
@@ -324,8 +351,9 @@ def _write_report(path: Path, results: list, counts: dict[str, int]) -> None:
 
 @app.command()
 def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: ThreadsOption = None,
-         precision: PrecisionOption = "auto") -> None:
+         precision: PrecisionOption = "auto", verbose: VerboseOption = False) -> None:
     """Print versions, the CPU, the providers, and the model's facts."""
+    show_onnxruntime_log(verbose)
     loaded = load_model(model, provider, threads, precision)
     meta = loaded.meta
     typer.echo(f"strcnn-sdk {__version__}, onnxruntime {ort.__version__}, Python {platform.python_version()}")
@@ -387,8 +415,10 @@ def bench(
                                             "deblurring at --sizes, on the CPU and on CUDA where usable")] = False,
     live_rate: Annotated[float, typer.Option(min=1, help="frame rate of the live source of --live")] = 25.0,
     live_frames: Annotated[int, typer.Option(min=5, help="frames of each --live measurement")] = 50,
+    verbose: VerboseOption = False,
 ) -> None:
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
+    show_onnxruntime_log(verbose)
     typer.echo(f"cpu: {cpu_flags()}; onnxruntime {ort.__version__}; rss {rss_mib():.0f} MiB")
     if tiling:
         first_precision = precisions.split(",")[0]
@@ -648,8 +678,10 @@ def evaluate(
     threads: ThreadsOption = None,
     precision: PrecisionOption = "auto",
     ssim: Annotated[bool, typer.Option(help="also SSIM (needs scikit-image)")] = True,
+    verbose: VerboseOption = False,
 ) -> None:
     """PSNR (and SSIM) of the model's output and of the blurry input against the sharp frames."""
+    show_onnxruntime_log(verbose)
     from .evaluation import evaluate_folder
     from .metrics import SHARP_PSNR_DB, describe, summarize
 

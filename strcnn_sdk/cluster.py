@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from .many import Result, Tally, Task, run_one, warnings_per_video
+from .jobs import Result, Tally, Task, run_one, warnings_per_video
 from .model import Model
 from .video import MediaError
 

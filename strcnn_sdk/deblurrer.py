@@ -126,13 +126,13 @@ class Deblurrer:
         self.model = model if isinstance(model, Model) else Model(model)
         self.color = check_color(color)
         if not (tile is None or tile == "auto" or self._tile_fits(tile)):
-            raise ValueError(f"tile must be 'auto', None or a side of at least {4 * self.model.pad_multiple} "
+            raise ValueError(f"tile must be 'auto', None or a side of at least {self.model.min_tile} "
                              f"pixels, got {tile!r}")
         self.tile = tile
         self.reset()
 
     def _tile_fits(self, tile: object) -> bool:
-        return isinstance(tile, int) and tile >= 4 * self.model.pad_multiple
+        return isinstance(tile, int) and tile >= self.model.min_tile
 
     def reset(self) -> None:
         """Start a new stream: zero state, empty buffer, any frame size."""
@@ -176,7 +176,7 @@ class Deblurrer:
         padded = self.model.padded_size(value.height, value.width)
         if value.tile and not self._tile_fits(value.tile):
             raise ValueError(f"state's tile side {value.tile} is below this model's smallest, "
-                             f"{4 * self.model.pad_multiple}")
+                             f"{self.model.min_tile}")
         tiling = _Tiling(padded, value.tile, self.model.pad_multiple) if value.tile else None
         tiles = len(tiling) if tiling else 1
         n = f.shape[0] // tiles if f.ndim == 4 else -1

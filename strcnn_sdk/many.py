@@ -10,69 +10,18 @@ from __future__ import annotations
 
 import glob
 import os
-import threading
-import time
-import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Sequence
 
-import av
-
+from .jobs import JobProgressCallback, Result, Tally, Task, run_one, warnings_per_video
 from .model import Model
-from .pipeline import Cancelled, deblur_video, output_record
-from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, MediaWarning, natural, read_record
+from .pipeline import output_record
+from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, natural
 
 MANIFEST_SUFFIXES = (".txt", ".lst", ".list")
 # output containers kept from the input's name; any other input (.ts, .flv, .y4m, raw .h264 ...) becomes Matroska
 KEPT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
-STATUSES = ("done", "skipped", "failed", "cancelled")
-
-
-@dataclass(frozen=True)
-class Task:
-    """One video of a job: where it is read from and where its result goes."""
-
-    source: str
-    output: str
-
-
-@dataclass
-class Result:
-    """How one video of a job ended: "done" (written; `note` says why when an older output was replaced),
-    "skipped" (its output was already made with the same model and options), "failed" (`note` is the reason,
-    nothing written) or "cancelled" (the job was stopped first)."""
-
-    source: str
-    output: str
-    status: str
-    note: str = ""
-    frames: int | None = None
-    seconds: float = 0.0
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def fps(self) -> float | None:
-        return self.frames / self.seconds if self.frames and self.seconds > 0 else None
-
-
-@dataclass
-class JobProgress:
-    """Where a job stands, for a progress display: videos ended of all, frames written of those expected (read
-    from the videos' headers, so an estimate until every video has ended; those skipped or failed leave it)."""
-
-    videos_done: int
-    videos: int
-    frames_done: int
-    frames: int
-
-
-# Called after every frame (on this machine) or video (on Ray); returning False stops the job.
-JobProgressCallback = Callable[[JobProgress], "bool | None"]
-
-
 def plan(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix: str = "",
          ext: str | None = None) -> list[Task]:
     """The videos of `inputs` and where each one's output goes, checked before anything runs.
@@ -170,109 +119,18 @@ def _manifest(path: Path) -> list[Path]:
     return videos
 
 
-def frame_count(source: str) -> int:
-    """The frames a video has, from its header without decoding: as stored, else estimated from its duration and
-    rate (Matroska stores no count); 0 where unknown or unreadable."""
-    try:
-        with av.open(source, "r") as container:
-            stream = container.streams.video[0]
-            if stream.frames:
-                return stream.frames
-            seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
-                (container.duration or 0) / av.time_base
-            return round(seconds * float(stream.guessed_rate or 0))
-    except (av.FFmpegError, OSError, IndexError, ValueError, TypeError):
-        return 0
-
-
-_current = threading.local()  # the warnings of the video that this thread is deblurring
-
-
-@contextmanager
-def warnings_per_video() -> Iterator[None]:
-    """Collect the `MediaWarning`s raised while `run_one` runs into its `Result` (so that each names its video);
-    warnings raised elsewhere are shown as usual."""
-    show = warnings.showwarning
-
-    def collect(message, category, filename, lineno, file=None, line=None) -> None:
-        notes = getattr(_current, "warnings", None)
-        if notes is None:
-            show(message, category, filename, lineno, file, line)
-        else:
-            notes.append(str(message))
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", MediaWarning)
-        warnings.showwarning = collect
-        yield
-
-
-def run_one(task: Task, model: Model, options: dict, force: bool = False,
-            progress: Callable[[int, int | None], bool | None] | None = None) -> Result:
-    """Deblur one video of a job with `deblur_video` (its `options`), or skip it, never raising for a bad video:
-    every end, a damaged input included, is a `Result`."""
-    start = time.perf_counter()
-    _current.warnings = []
-    note = ""
-
-    def result(status: str, note: str, frames: int | None = None) -> Result:
-        return Result(task.source, task.output, status, note, frames, time.perf_counter() - start,
-                      tuple(_current.warnings))
-
-    try:
-        if os.path.exists(task.output) and not force:
-            before, now = read_record(task.output), output_record(task.output, model, **options)
-            if before is None:
-                return result("failed", f"{task.output} exists and was not written by strcnn-sdk; pass --force to "
-                                        f"replace it")
-            changed = [key for key in now if key != "strcnn_sdk" and before.get(key) != now[key]]
-            if not changed:
-                return result("skipped", "made before with the same model and options")
-            note = f"replaced an output made with another {', '.join(changed)}"
-        Path(task.output).parent.mkdir(parents=True, exist_ok=True)
-        frames = deblur_video(task.source, task.output, model=model, overwrite=True, progress=progress, **options)
-        return result("done", note, frames)
-    except Cancelled:
-        return result("cancelled", "stopped before it ended; nothing written")
-    except (MediaError, OSError) as e:
-        return result("failed", str(e).splitlines()[0])
-    except Exception as e:  # one bad video must not end the job: its reason goes into its row
-        return result("failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no message'}")
-    finally:
-        _current.warnings = None
-
-
-class Tally:
-    """Counts a job's progress as videos run and end, and passes it to a `JobProgressCallback` (thread-safe)."""
-
-    def __init__(self, tasks: Sequence[Task], callback: JobProgressCallback | None) -> None:
-        self.callback, self.lock = callback, threading.Lock()
-        self.expected = {task: frame_count(task.source) for task in tasks} if callback else {}
-        self.written = dict.fromkeys(tasks, 0)
-        self.ended = 0
-        self.stopped = False
-
-    def frame(self, task: Task, done: int) -> bool:
-        """A video has written `done` frames; False once the job is to stop."""
-        with self.lock:
-            self.written[task] = done
-            return self._report()
-
-    def end(self, result: Result) -> bool:
-        """A video has ended; False once the job is to stop."""
-        with self.lock:
-            task = Task(result.source, result.output)
-            self.ended += 1
-            self.written[task] = result.frames or 0
-            if self.callback:
-                self.expected[task] = (result.frames or 0) if result.status == "done" else 0
-            return self._report()
-
-    def _report(self) -> bool:
-        if self.callback is not None and not self.stopped:
-            self.stopped = self.callback(JobProgress(self.ended, len(self.written), sum(self.written.values()),
-                                                     sum(self.expected.values()))) is False
-        return not self.stopped
+def check_job(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix: str = "",
+              ext: str | None = None, jobs: int = 1, ray: str | None = None, workers: int | None = None,
+              gpus_per_worker: float = 0.0) -> list[Task]:
+    """The checks of a job that cost nothing, made before a model loads: its options, and its inputs and outputs
+    (`plan`). Returns the tasks; raises `MediaError` naming what is wrong."""
+    if jobs < 1:
+        raise MediaError(f"jobs must be 1 or more, got {jobs}")
+    if ray is None and (workers is not None or gpus_per_worker):
+        raise MediaError("--workers and --gpus-per-worker size Ray workers: add --ray local, auto or an address")
+    if ray is not None and jobs != 1:
+        raise MediaError("--jobs is for this machine; on Ray, --workers sets how many videos run side by side")
+    return plan(inputs, out, suffix=suffix, ext=ext)
 
 
 def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
@@ -297,13 +155,8 @@ def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     written) and they and those not started come back "cancelled". Raises `MediaError` for unusable inputs or
     options, before any video runs.
     """
-    if jobs < 1:
-        raise MediaError(f"jobs must be 1 or more, got {jobs}")
-    if ray is None and (workers is not None or gpus_per_worker):
-        raise MediaError("--workers and --gpus-per-worker size Ray workers: add --ray local, auto or an address")
-    if ray is not None and jobs != 1:
-        raise MediaError("--jobs is for this machine; on Ray, --workers sets how many videos run side by side")
-    tasks = plan(inputs, out, suffix=suffix, ext=ext)
+    tasks = check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
+                      gpus_per_worker=gpus_per_worker)
     tally = Tally(tasks, progress)
     if ray is not None:
         from .cluster import run_on_ray

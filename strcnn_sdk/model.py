@@ -5,8 +5,10 @@ A Model holds no stream state; any number of `Deblurrer`s, in any threads, can s
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
+import io
 import json
 import sys
 import warnings
@@ -77,16 +79,40 @@ def cuda_usable() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers() and nvidia_driver_present()
 
 
+_LOG = {"shown": False}  # whether ONNX Runtime's own log reaches stderr (see show_onnxruntime_log)
+
+
+def show_onnxruntime_log(show: bool = True) -> None:
+    """Let ONNX Runtime's own messages (CUDA libraries that fail to load, kernel warnings) reach stderr when Models
+    open, or keep them quiet, the default: the runtime reports what matters in its own words (`strcnn -v`)."""
+    _LOG["shown"] = show
+
+
+@contextlib.contextmanager
+def _onnxruntime_quiet() -> Any:
+    """Unless the log is shown: ONNX Runtime's process-wide logger at FATAL only (a provider that fails to load
+    logs an ERROR) and the CUDA library preloader's prints captured."""
+    if _LOG["shown"]:
+        ort.set_default_logger_severity(2)  # ONNX Runtime's own default: warnings and above
+        yield
+        return
+    ort.set_default_logger_severity(4)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
 Provider = str | tuple[str, dict[str, Any]]
 # where each GPU provider keeps its tensors, as OrtValue device types; every other provider works in host memory
 _DEVICES = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda", "DmlExecutionProvider": "dml"}
 
 
 def _resolve_providers(providers: str | Provider | Sequence[Provider],
-                       device_id: int | None) -> list[tuple[str, dict[str, Any]]]:
+                       device_id: int | None) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
     """Providers as ONNX Runtime takes them, (name, options) in order of preference, ending with the CPU: from
     "auto", our short names ("cuda", "cpu"), ONNX Runtime's names, or its (name, options) pairs; `device_id`
-    goes into the options of every GPU provider that does not set one."""
+    goes into the options of every GPU provider that does not set one. Also whether the request is strict: it
+    names no CPU, so running on the CPU instead is an error, not a fallback ("auto" is never strict)."""
+    strict = providers != "auto"
     if providers == "auto":
         providers = ["CUDAExecutionProvider"] if cuda_usable() else ["CPUExecutionProvider"]
     elif isinstance(providers, str) or (isinstance(providers, tuple) and len(providers) == 2
@@ -108,12 +134,17 @@ def _resolve_providers(providers: str | Provider | Sequence[Provider],
                          f"{ort.get_available_providers()} (or 'auto', 'cuda', 'cpu')")
     if "CPUExecutionProvider" not in [name for name, _ in resolved]:
         resolved.append(("CPUExecutionProvider", {}))
-    return resolved
+    else:
+        strict = False
+    return resolved, strict
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
+        if path.suffix.lower() != ".onnx":
+            raise ValueError(f"{path} is not an ONNX model: a model is an .onnx file with the .json sidecar that "
+                             "`python -m export` writes beside it")
         raise FileNotFoundError(f"model sidecar {sidecar} not found: every .onnx needs the .json that "
                                 f"`python -m export` writes beside it")
     try:
@@ -154,19 +185,28 @@ class Model:
             raise ValueError(f"threads must be >= 1 or None, got {threads}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        requested = _resolve_providers(providers, device_id)
+        requested, strict = _resolve_providers(providers, device_id)
         first = requested[0][0]
-        if first in _DEVICES and hasattr(ort, "preload_dlls"):
-            ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
+        if strict and first in _DEVICES and _DEVICES[first] == "cuda" and not nvidia_driver_present():
+            raise ValueError(f"{first} was asked for, but this machine has no NVIDIA driver (libcuda does not "
+                             "load); ask for auto or cpu instead")
         self.threads, self._session_options = threads, session_options
-        self._open(Path(path) if path is not None else shipped_model_path(precision, first), requested)
-        if path is None and precision == "auto" and self.provider != first:
-            self._open(shipped_model_path("auto", self.provider), [(self.provider, {})])  # the CPU's best variant
-        self.precision_reason = _precision_reason(path, precision, self.provider, self.meta)
+        with _onnxruntime_quiet():
+            if first in _DEVICES and hasattr(ort, "preload_dlls"):
+                ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
+            self._open(Path(path) if path is not None else shipped_model_path(precision, first), requested)
+            if path is None and precision == "auto" and self.provider != first:
+                self._open(shipped_model_path("auto", self.provider), [(self.provider, {})])  # the CPU's best
         if first != "CPUExecutionProvider" and self.provider != first:
-            warnings.warn(f"{first} was requested but ONNX Runtime could not use it and runs on "
-                          f"{self.provider}; for CUDA install onnxruntime-gpu[cuda,cudnn] and an NVIDIA driver",
-                          RuntimeWarning, stacklevel=2)
+            cause = ("this machine has no NVIDIA driver" if not nvidia_driver_present() else
+                     "its CUDA libraries did not load: install onnxruntime-gpu[cuda,cudnn], which brings CUDA 13 "
+                     "and cuDNN 9; ONNX Runtime's own log, shown by strcnn -v, says which")
+            why = f"{first} was asked for, but ONNX Runtime could not use it ({cause})"
+            if strict:
+                self.close()
+                raise ValueError(f"{why}; ask for auto or cpu instead, or end the providers with cpu to fall back")
+            warnings.warn(f"{why}; running on {self.provider}", RuntimeWarning, stacklevel=2)
+        self.precision_reason = _precision_reason(path, precision, self.provider, self.meta)
         if not self.meta.get("trained", False):
             warnings.warn(f"{self.path.name} is UNTRAINED (random weights): it runs but does not deblur. "
                           f"Train one with `python -m export.train` and pass it as the model.",
@@ -192,6 +232,7 @@ class Model:
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.inter_op_num_threads = 1
+            options.log_severity_level = 2 if _LOG["shown"] else 3  # e.g. fp16 graphs' constant-folding warnings
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
         try:
@@ -219,6 +260,11 @@ class Model:
     def pad_multiple(self) -> int:
         """Frame height and width must be multiples of this; the Deblurrer pads to it."""
         return self.meta["pad_multiple"]
+
+    @property
+    def min_tile(self) -> int:
+        """The smallest tile side a Deblurrer takes with this model: four times pad_multiple."""
+        return 4 * self.pad_multiple
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         """A frame size rounded up to what the model takes (multiples of pad_multiple)."""

@@ -22,8 +22,8 @@ import numpy as np
 
 from .deblurrer import Deblurrer
 from .model import Model
-from .video import (AUDIO_MODES, Encoding, Frame, MediaError, Reader, check_codec, codec_for, is_video_path,
-                    locate, open_output)
+from .video import (AUDIO_MODES, Encoding, Frame, Location, MediaError, Reader, check_codec, codec_for,
+                    is_video_path, locate, open_output)
 
 # Called with (frames done, total frames or None) after each frame (with realtime, also the frames passed through
 # untouched); returning False cancels the run.
@@ -121,6 +121,26 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     it takes, and `progress` gets a third argument, the frames passed through so far.
     """
     source, output = os.fspath(source), os.fspath(output)
+    into, live = check_run(source, output, overwrite=overwrite, reconnect=reconnect, realtime=realtime)
+    if not isinstance(model, Model):
+        model = Model(model, providers=providers, threads=threads, precision=precision)
+    encoding = _encoding(output, model, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps,
+                         audio=audio, side_by_side=side_by_side, tile=tile)
+    encoding = dataclasses.replace(encoding, live=live or into.kind == "pipe")
+    try:
+        deblurrer = Deblurrer(model, tile=tile)
+    except ValueError as e:  # options are reported like the other options of a run
+        raise MediaError(str(e)) from None
+    reading = dict(input_format=input_format, options=input_options, frames=frames, duration=duration,
+                   reconnect=reconnect)
+    return _deblur(source, output, deblurrer, encoding, side_by_side, progress, realtime, reading)
+
+
+def check_run(source: str, output: str, *, overwrite: bool = False, reconnect: float = 30.0,
+              realtime: bool = False) -> tuple[Location, bool]:
+    """The checks of a run that cost nothing, made before a model loads: an output that would replace the input or
+    an existing file (without `overwrite`), and options that do not fit the input. Returns where the output goes
+    and whether the input is live; raises `MediaError` naming what is wrong."""
     into = locate(output, writing=True)
     if into.kind == "path" and os.path.exists(output):
         if os.path.exists(source) and os.path.samefile(source, output):
@@ -136,18 +156,7 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     if realtime and not live:
         raise MediaError(f"{source}: --realtime is for live inputs (standard input, a URL, a device); a file is "
                          f"read as fast as the model goes, so nothing needs to be passed through")
-    if not isinstance(model, Model):
-        model = Model(model, providers=providers, threads=threads, precision=precision)
-    encoding = _encoding(output, model, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps,
-                         audio=audio, side_by_side=side_by_side, tile=tile)
-    encoding = dataclasses.replace(encoding, live=live or into.kind == "pipe")
-    try:
-        deblurrer = Deblurrer(model, tile=tile)
-    except ValueError as e:  # options are reported like the other options of a run
-        raise MediaError(str(e)) from None
-    reading = dict(input_format=input_format, options=input_options, frames=frames, duration=duration,
-                   reconnect=reconnect)
-    return _deblur(source, output, deblurrer, encoding, side_by_side, progress, realtime, reading)
+    return into, live
 
 
 # the options of `deblur_video` that shape its output, and so go into the record it writes

@@ -578,6 +578,11 @@ class Writer:
         subsampled = encoding.pix_fmt.startswith(("yuv420", "yuv422", "nv12"))
         self.pad = (self.height % 2 if subsampled else 0, self.width % 2 if subsampled else 0)
         stream.width, stream.height = self.width + self.pad[1], self.height + self.pad[0]
+        if any(self.pad):
+            warnings.warn(f"{self.width}x{self.height} frames become {stream.width}x{stream.height} (the last "
+                          f"{'row' if self.pad[0] else 'column'}{' and column' if all(self.pad) else ''} repeated): "
+                          f"{encoding.pix_fmt} needs even sides; --pix-fmt yuv444p or a folder of PNGs keeps the size",
+                          MediaWarning, stacklevel=2)
         stream.pix_fmt = encoding.pix_fmt
         colour = self.colour = source.colour or Colour.default(self.height)
         context = stream.codec_context

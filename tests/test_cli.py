@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from strcnn_sdk.cli import app
 from strcnn_sdk.metrics import describe_quality, psnr
-from strcnn_sdk.model import shipped_model_path
+from strcnn_sdk.model import cuda_usable, shipped_model_path
 from media import frames_of, make_video, video_facts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,3 +166,56 @@ def test_bench_pipeline_on_a_real_video_with_audio():
                     "--pipeline-source", SAMPLE, "--preset", "ultrafast", "--model-frames", "2")
     assert result.exit_code == 0, result.output
     assert "pipeline 480x270 sample.mp4" in result.output and "of the model alone" in result.output
+
+
+def test_an_explicit_cuda_request_that_cannot_run_is_an_error_without_onnxruntime_noise():
+    if cuda_usable():
+        pytest.skip("CUDA is usable here: the request is honoured")
+    result = strcnn("info", "--provider", "cuda", "--model", IDENTITY)
+    assert result.exit_code == 1 and "auto or cpu" in result.output, result.output
+    assert "onnxruntime:" not in result.output and "Failed to load" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_fp16_is_refused_on_the_cpu_unless_given_as_a_file():
+    if cuda_usable():
+        pytest.skip("CUDA is usable here: fp16 is its format")
+    result = strcnn("info", "--precision", "fp16")
+    assert result.exit_code == 1 and "--precision auto or fp32" in result.output, result.output
+    given = strcnn("info", "--model", shipped_model_path("fp16"))
+    assert given.exit_code == 0 and "precision fp16" in given.output, given.output
+    assert "onnxruntime:" not in given.output  # its kernel warnings stay quiet
+
+
+def test_checks_that_cost_nothing_come_before_the_model_loads(tmp_path, tiny):
+    """An existing output without --force is refused before the (untrained, so warning) model loads."""
+    existing = tmp_path / "out.mp4"
+    existing.write_bytes(b"keep me")
+    result = strcnn("deblur", SAMPLE, existing, "--model", tiny[0])
+    assert result.exit_code == 1 and "exists; pass --force" in result.output and "UNTRAINED" not in result.output
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_messages_in_the_clis_own_words(tmp_path):
+    result = strcnn("deblur", SAMPLE, tmp_path / "a.mp4", "--model", IDENTITY, "--tile", "0")
+    assert result.exit_code == 1 and "--tile must be auto, off or a side of at least 8 pixels" in result.output
+    assert "None" not in result.output
+    notes = tmp_path / "notes.mp4"
+    notes.write_bytes(b"not a model")
+    result = strcnn("deblur", SAMPLE, tmp_path / "b.mp4", "--model", notes)
+    assert result.exit_code == 1 and "notes.mp4 is not an ONNX model" in result.output, result.output
+    assert list(tmp_path.iterdir()) == [notes]
+    help_text = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["deblur", "--help"]).output
+    assert "keeps what was deblurred until then; an interrupted file leaves nothing." in help_text
+
+
+def test_an_odd_size_that_420_cannot_keep_is_noted(tmp_path):
+    make_video(tmp_path / "odd.mp4", frames=3, size=(25, 33))
+    result = strcnn("deblur", tmp_path / "odd.mp4", tmp_path / "a.mp4", "--model", IDENTITY, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "33x25 frames become 34x26 (the last row and column repeated)" in result.output
+    assert "--pix-fmt yuv444p or a folder of PNGs keeps the size" in result.output
+    assert video_facts(tmp_path / "a.mp4")["size"] == (26, 34)
+    result = strcnn("deblur", tmp_path / "odd.mp4", tmp_path / "b.mp4", "--model", IDENTITY, "--quiet",
+                    "--pix-fmt", "yuv444p")
+    assert result.exit_code == 0 and "become" not in result.output and video_facts(tmp_path / "b.mp4")["size"] == (25, 33)

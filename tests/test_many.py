@@ -238,3 +238,31 @@ def test_a_model_that_fails_on_the_workers_comes_back_as_failed_rows(tmp_path, l
                           workers=1)
     assert [r.status for r in results] == ["failed", "failed"]
     assert "could not be loaded" in results[0].note and "onnx_sha256 does not match" in results[0].note
+
+
+def test_the_frame_total_is_exact_or_marked_as_an_estimate(tmp_path, library, tiny_model, capsys):
+    """MP4 stores its frame count, Matroska does not: a job with a Matroska input reports its total as an
+    estimate (~N in the CLI) until that video has ended, and exact from then on."""
+    seen = []
+    deblur_many([library / "a.mp4", library / "sub/c.mkv"], tmp_path / "out", model=tiny_model,
+                progress=lambda job: seen.append(job))
+    assert not seen[0].frames_exact and seen[-1].frames_exact and seen[-1].frames == seen[-1].frames_done
+    seen.clear()
+    deblur_many([library / "a.mp4"], tmp_path / "out2", model=tiny_model, progress=lambda job: seen.append(job))
+    assert all(job.frames_exact for job in seen)
+    from strcnn_sdk.cli import _progress
+
+    bar = _progress(quiet=False)  # not a terminal here: progress lines, one per call with no interval
+    bar.EVERY_S = 0.0
+    bar(3, 10, "1/2 videos", estimate=True)
+    bar(4, 10, "1/2 videos")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("deblurring: 3/~10 frames") and ", ETA ~" in lines[0]
+    assert lines[1].startswith("deblurring: 4/10 frames") and "~" not in lines[1]
+
+
+def test_the_job_modules_import_one_way():
+    """cluster.py holds only what Ray needs: it builds on jobs.py, not on many.py, which calls it."""
+    code = "import sys, strcnn_sdk.cluster; print('strcnn_sdk.many' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["False"]

@@ -556,7 +556,8 @@ def test_file_cases(tmp_path, row):
     before, kept = _fingerprint(tmp_path / "in"), _fingerprint(out_dir) if out_dir.is_dir() else {}
     code_, stderr, after = run_case(case, tmp_path)
     assert code_ == exit_code, stderr
-    lines = stderr.strip().splitlines()
+    # the shipped model's own warning, while its do-no-harm verdict fails, is a line of its own (test_runtime)
+    lines = [line for line in stderr.strip().splitlines() if "fails the do-no-harm rule" not in line]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in stderr, stderr
     assert _fingerprint(tmp_path / "in") == before  # the input untouched
     names = {Path(relative).parts[0] for relative in kept}  # what the output's folder held at the top

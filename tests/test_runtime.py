@@ -355,7 +355,7 @@ def test_providers_as_onnx_runtime_spells_them_session_options_warmup_and_close(
         if "CUDAExecutionProvider" in ort.get_available_providers():  # a GPU build: the pair form must not crash
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # no usable GPU here: it runs on the CPU
-                assert Model(tiny[0], providers=[("CUDAExecutionProvider", {"device_id": 0})]).provider
+                assert Model(tiny[0], providers=[("CUDAExecutionProvider", {"device_id": 0}), "cpu"]).provider
         with pytest.raises(TypeError, match="a provider is a name or a"):
             Model(tiny[0], providers=[("CPUExecutionProvider", "fast")])
     assert "asked for" in Model(providers="cpu", precision="fp32").precision_reason
@@ -408,3 +408,37 @@ def test_auto_tiles_only_large_frames_and_a_failing_tile_leaves_the_stream_as_it
     monkeypatch.setattr(model.session, "run_with_iobinding", real)
     out = [s for s in map(large.push, clip[1:]) if s is not None] + large.flush()
     np.testing.assert_array_equal(np.stack(out), np.stack(expected))
+
+
+@pytest.mark.parametrize("shown", [False, True])
+def test_onnxruntime_log_is_quiet_unless_asked_for(shown):
+    """The fp16 graph on the CPU makes ONNX Runtime warn about constant folding, and a CUDA request that falls back
+    makes it print why the CUDA libraries did not load: none of it reaches stderr unless the log is shown."""
+    cuda = "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers()
+    code = ("import warnings; warnings.simplefilter('ignore')\n"
+            "from strcnn_sdk.model import Model, show_onnxruntime_log, shipped_model_path\n"
+            f"show_onnxruntime_log({shown})\n"
+            "Model(shipped_model_path('fp16'), providers='cpu')\n"
+            + ("Model(providers=['cuda', 'cpu'])\n" if cuda else ""))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    noise = run.stderr + run.stdout
+    if shown:
+        assert "onnxruntime" in noise
+    else:
+        assert noise == ""
+
+
+def test_a_request_that_names_cuda_but_not_the_cpu_raises_and_a_list_ending_in_cpu_falls_back(tiny):
+    from strcnn_sdk.model import cuda_usable
+
+    if cuda_usable():
+        pytest.skip("CUDA is usable here")
+    with pytest.raises(ValueError, match="auto or cpu"):
+        Model(tiny[0], providers="cuda")
+    with pytest.raises(ValueError, match="auto or cpu"):
+        Model(tiny[0], providers=[("CUDAExecutionProvider", {"device_id": 0})])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = Model(tiny[0], providers=["cuda", "cpu"])
+    assert model.provider == "CPUExecutionProvider"
+    assert [str(w.message).count("\n") for w in caught if w.category is RuntimeWarning] == [0]
