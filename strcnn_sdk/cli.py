@@ -22,7 +22,7 @@ import typer
 from . import __version__
 from .deblurrer import Deblurrer
 from .model import (_PROVIDER_NAMES, Model, UntrainedModelWarning, cuda_usable, nvidia_driver_present,
-                    shipped_model_path, show_onnxruntime_log)
+                    planned_model, shipped_model_path, show_onnxruntime_log)
 from .jobs import STATUSES
 from .metrics import describe_quality
 from .system import cpu_flags, median_seconds, rss_mib, write_atomic
@@ -431,22 +431,8 @@ def bench(
     if live:
         _bench_live(model, threads, [_parse_size(size) for size in sizes.split(",")], live_rate, live_frames, preset)
         return
-    rng = np.random.default_rng(0)
-    first = None  # the first model benchmarked also serves the memory and pipeline checks
-    for provider in providers.split(","):
-        for precision in precisions.split(","):
-            loaded = load_model(model, provider, threads, precision)
-            first = first or loaded
-            for size in sizes.split(","):
-                width, height = _parse_size(size)
-                bare = 1 / _model_fps(loaded, height, width, runs)
-                frame = rng.integers(0, 256, (height, width, 3), np.uint8)
-                deblurrer = Deblurrer(loaded)
-                streamed = median_seconds(lambda: deblurrer.push(frame), runs)
-                typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model "
-                           f"{1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "
-                           f"(overhead {100 * (streamed / bare - 1):.1f}% of the bare session's time), "
-                           f"rss {rss_mib():.0f} MiB")
+    first = _bench_rows(model, threads, providers.split(","), precisions.split(","),
+                        [_parse_size(size) for size in sizes.split(",")], runs)
     if stream_steps:
         _bench_memory(first, _parse_size(stream_size), stream_steps)
     if pipeline:
@@ -597,6 +583,49 @@ def _bench_tiled_memory(model: Path | None, threads: int | None) -> None:
     peak, tiles = run.stdout.split()
     typer.echo(f"3840x2160 fp32, tiled automatically ({tiles} tiles), 4 frames: peak rss {float(peak):.0f} MiB "
                f"({(time.perf_counter() - start) / 4:.1f} s a frame)")
+
+
+def _bench_rows(model: Path | None, threads: int | None, providers: list[str], precisions: list[str],
+                sizes: list[tuple[int, int]], runs: int) -> Model:
+    """One row per configuration and size: the bare session's and the Deblurrer's frames per second. A
+    configuration that loads what an earlier one loaded (auto is int8 on such a CPU) is measured once; each
+    session is released when its rows are done, but the first, which the later checks reuse and which is
+    returned. Says which row runs and, after each, about how long the rest will take (time grows with pixels)."""
+    rng = np.random.default_rng(0)
+    configs, measured = [], {}
+    for provider, precision in ((provider, precision) for provider in providers for precision in precisions):
+        try:
+            key = planned_model(model, provider, precision)
+        except (ValueError, TypeError) as e:
+            raise fail(str(e)) from None
+        if key in measured:
+            typer.echo(f"{precision} on {provider}: the same model and provider as {measured[key]}, measured once")
+        else:
+            measured[key] = f"{precision} on {provider}"
+            configs.append((provider, precision))
+    total, row, start, done_pixels = len(configs) * len(sizes), 0, time.perf_counter(), 0
+    first = None
+    for number, (provider, precision) in enumerate(configs):
+        loaded = load_model(model, provider, threads, precision)
+        first = first or loaded
+        for width, height in sizes:
+            row += 1
+            typer.echo(f"row {row}/{total}: {loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}")
+            bare = 1 / _model_fps(loaded, height, width, runs)
+            frame = rng.integers(0, 256, (height, width, 3), np.uint8)
+            deblurrer = Deblurrer(loaded)
+            streamed = median_seconds(lambda: deblurrer.push(frame), runs)
+            done_pixels += width * height
+            left = sum(w * h for w, h in sizes) * (len(configs) - number - 1) + \
+                sum(w * h for w, h in sizes[sizes.index((width, height)) + 1:])
+            per_pixel = (time.perf_counter() - start) / done_pixels
+            typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model "
+                       f"{1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "
+                       f"(overhead {100 * (streamed / bare - 1):.1f}% of the bare session's time), "
+                       f"rss {rss_mib():.0f} MiB" + (f"; about {per_pixel * left:.0f} s left" if left else ""))
+        if loaded is not first:
+            loaded.close()
+    return first
 
 
 def _model_fps(model: Model, height: int, width: int, runs: int) -> float:

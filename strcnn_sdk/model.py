@@ -139,6 +139,14 @@ def _resolve_providers(providers: str | Provider | Sequence[Provider],
     return resolved, strict
 
 
+def planned_model(path: str | Path | None = None, providers: str | Provider | Sequence[Provider] = "auto",
+                  precision: str = "auto") -> tuple[Path, str]:
+    """The model file and the provider that `Model(path, providers, precision=precision)` will try first, without
+    opening anything (the provider may still fall back when the session opens)."""
+    first = _resolve_providers(providers, None)[0][0][0]
+    return (Path(path) if path is not None else shipped_model_path(precision, first)), first
+
+
 def _read_sidecar(path: Path) -> dict[str, Any]:
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
@@ -186,7 +194,7 @@ class Model:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         requested, strict = _resolve_providers(providers, device_id)
-        first = requested[0][0]
+        planned, first = planned_model(path, providers, precision)
         if strict and first in _DEVICES and _DEVICES[first] == "cuda" and not nvidia_driver_present():
             raise ValueError(f"{first} was asked for, but this machine has no NVIDIA driver (libcuda does not "
                              "load); ask for auto or cpu instead")
@@ -194,7 +202,7 @@ class Model:
         with _onnxruntime_quiet():
             if first in _DEVICES and hasattr(ort, "preload_dlls"):
                 ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
-            self._open(Path(path) if path is not None else shipped_model_path(precision, first), requested)
+            self._open(planned, requested)
             if path is None and precision == "auto" and self.provider != first:
                 self._open(shipped_model_path("auto", self.provider), [(self.provider, {})])  # the CPU's best
         if first != "CPUExecutionProvider" and self.provider != first:

@@ -161,6 +161,24 @@ def test_bench_prints_every_figure():
     assert "stream of 5 steps" in result.output and "of the encoder" in result.output
 
 
+def test_bench_measures_each_configuration_once_reports_as_it_goes_and_releases_sessions(monkeypatch):
+    """auto is int8 or fp32 on any CPU, so three precisions are two configurations: four rows at two sizes, each
+    announced, with the time left after each; the second configuration's session is released after its rows."""
+    from strcnn_sdk.model import Model
+
+    closed = []
+    close = Model.close
+    monkeypatch.setattr(Model, "close", lambda self: (closed.append(self.meta["precision"]), close(self))[1])
+    result = strcnn("bench", "--sizes", "32x24,48x32", "--runs", "1", "--precisions", "auto,fp32,int8",
+                    "--stream-steps", "0", "--no-pipeline")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("row ")] == [f"row {i}/4" for i in (1, 2, 3, 4)]
+    assert sum("measured once" in line for line in lines) == 1
+    assert sum("fps, Deblurrer.push" in line for line in lines) == 4 and "s left" in result.output
+    assert len(closed) == 1
+
+
 def test_bench_pipeline_on_a_real_video_with_audio():
     result = strcnn("bench", "--sizes", "32x24", "--runs", "1", "--precisions", "fp32", "--stream-steps", "0",
                     "--pipeline-source", SAMPLE, "--preset", "ultrafast", "--model-frames", "2")
