@@ -47,10 +47,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_model(model: Path | None, provider: str, threads: int | None, precision: str) -> Model:
-    """Load a model for a command, turning a bad file or option into a one-line error. fp16 is a GPU format: the
-    shipped fp16 variant on the CPU provider is refused (it runs slower than fp32 there); an fp16 file given with
-    --model still runs."""
+def load_model(model: Path | None, provider: str, threads: int | None, precision: str, warn: bool = True) -> Model:
+    """Load a model for a command, turning a bad file or option into a one-line error, and printing the load's
+    warnings (unless `warn` is False: a model loaded again). fp16 is a GPU format: the shipped fp16 variant on the
+    CPU provider is refused (it runs slower than fp32 there); an fp16 file given with --model still runs."""
     def fp16_on_cpu() -> typer.Exit:
         return fail("--precision fp16 is for GPUs: on the CPU it runs slower than fp32; use --precision auto or fp32")
 
@@ -64,7 +64,7 @@ def load_model(model: Path | None, provider: str, threads: int | None, precision
             loaded = Model(model, providers=provider, threads=threads, precision=precision)
         except (FileNotFoundError, ValueError, TypeError) as e:
             raise fail(str(e)) from None
-    for w in caught:
+    for w in caught if warn else ():
         typer.echo(f"strcnn: warning: {w.message}", err=True)
     if model is None and precision == "fp16" and loaded.provider == "CPUExecutionProvider":  # CUDA fell back
         raise fp16_on_cpu()
@@ -431,8 +431,11 @@ def bench(
     if live:
         _bench_live(model, threads, [_parse_size(size) for size in sizes.split(",")], live_rate, live_frames, preset)
         return
-    first = _bench_rows(model, threads, providers.split(","), precisions.split(","),
-                        [_parse_size(size) for size in sizes.split(",")], runs)
+    provider, precision = _bench_rows(model, threads, providers.split(","), precisions.split(","),
+                                      [_parse_size(size) for size in sizes.split(",")], runs)
+    if not (stream_steps or pipeline):
+        return
+    first = load_model(model, provider, threads, precision, warn=False)  # its warnings were printed above
     if stream_steps:
         _bench_memory(first, _parse_size(stream_size), stream_steps)
     if pipeline:
@@ -586,11 +589,12 @@ def _bench_tiled_memory(model: Path | None, threads: int | None) -> None:
 
 
 def _bench_rows(model: Path | None, threads: int | None, providers: list[str], precisions: list[str],
-                sizes: list[tuple[int, int]], runs: int) -> Model:
+                sizes: list[tuple[int, int]], runs: int) -> tuple[str, str]:
     """One row per configuration and size: the bare session's and the Deblurrer's frames per second. A
     configuration that loads what an earlier one loaded (auto is int8 on such a CPU) is measured once; each
-    session is released when its rows are done, but the first, which the later checks reuse and which is
-    returned. Says which row runs and, after each, about how long the rest will take (time grows with pixels)."""
+    session is released when its rows are done, so that the peak memory is about one session's. Says which row
+    runs and, after each, about how long the rest will take (time grows with pixels). Returns the first
+    configuration, (provider, precision), which the later checks use."""
     rng = np.random.default_rng(0)
     configs, measured = [], {}
     for provider, precision in ((provider, precision) for provider in providers for precision in precisions):
@@ -604,10 +608,8 @@ def _bench_rows(model: Path | None, threads: int | None, providers: list[str], p
             measured[key] = f"{precision} on {provider}"
             configs.append((provider, precision))
     total, row, start, done_pixels = len(configs) * len(sizes), 0, time.perf_counter(), 0
-    first = None
     for number, (provider, precision) in enumerate(configs):
         loaded = load_model(model, provider, threads, precision)
-        first = first or loaded
         for width, height in sizes:
             row += 1
             typer.echo(f"row {row}/{total}: {loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}")
@@ -623,9 +625,8 @@ def _bench_rows(model: Path | None, threads: int | None, providers: list[str], p
                        f"{1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "
                        f"(overhead {100 * (streamed / bare - 1):.1f}% of the bare session's time), "
                        f"rss {rss_mib():.0f} MiB" + (f"; about {per_pixel * left:.0f} s left" if left else ""))
-        if loaded is not first:
-            loaded.close()
-    return first
+        loaded.close()
+    return configs[0]
 
 
 def _model_fps(model: Model, height: int, width: int, runs: int) -> float:

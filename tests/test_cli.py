@@ -163,7 +163,7 @@ def test_bench_prints_every_figure():
 
 def test_bench_measures_each_configuration_once_reports_as_it_goes_and_releases_sessions(monkeypatch):
     """auto is int8 or fp32 on any CPU, so three precisions are two configurations: four rows at two sizes, each
-    announced, with the time left after each; the second configuration's session is released after its rows."""
+    announced, with the time left after each; each session is released after its rows."""
     from strcnn_sdk.model import Model
 
     closed = []
@@ -176,7 +176,7 @@ def test_bench_measures_each_configuration_once_reports_as_it_goes_and_releases_
     assert [line.split(":")[0] for line in lines if line.startswith("row ")] == [f"row {i}/4" for i in (1, 2, 3, 4)]
     assert sum("measured once" in line for line in lines) == 1
     assert sum("fps, Deblurrer.push" in line for line in lines) == 4 and "s left" in result.output
-    assert len(closed) == 1
+    assert len(closed) == 2
 
 
 def test_bench_pipeline_on_a_real_video_with_audio():
