@@ -37,8 +37,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.random:
         torch.manual_seed(args.seed)
         model = STRCNN(args.variant, m=args.m, width=args.width, residual=not args.no_residual)
+    elif not args.checkpoint.is_file():
+        best = " (a run writes best.pt only once a validation figure beats the best so far while the do-no-harm " \
+               "rule holds; last.pt is always there)" if args.checkpoint.name == "best.pt" else ""
+        raise SystemExit(f"{args.checkpoint}: no such checkpoint{best}")
     else:
-        model = load_checkpoint(args.checkpoint)
+        try:
+            model = load_checkpoint(args.checkpoint)
+        except (ValueError, OSError) as e:
+            raise SystemExit(str(e)) from None
     card = json.loads(args.card.read_text()) if args.card else {}
     side = export(model, args.out, trained=not args.random, training=card.get("training"),
                   quality=card.get("quality"))

@@ -184,7 +184,10 @@ def save_checkpoint(model: STRCNN, path: Path) -> None:
 def load_checkpoint(path: Path) -> STRCNN:
     """Rebuild a model from a checkpoint holding ``config`` and ``state_dict`` (training checkpoints do too),
     without executing code from the file."""
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises pickle, zip and runtime errors alike for a file it cannot read
+        raise ValueError(f"{path}: not a checkpoint torch.load can read (with weights_only=True)") from None
     if not isinstance(data, dict) or "config" not in data or "state_dict" not in data:
         raise ValueError(f"{path}: not a STRCNN checkpoint (expected a dict with 'config' and 'state_dict')")
     model = STRCNN(**data["config"])

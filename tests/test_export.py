@@ -172,3 +172,12 @@ def test_quality_is_measured_into_the_sidecar_with_a_variants_gap_to_fp32(tmp_pa
     assert test["clips"] + test["near_sharp_clips"] == 24 and test["no_harm"] == (not test["harm"])
     assert "quality_vs_fp32" not in side and other["quality_vs_fp32"]["loss_db"] == 0.0
     assert describe_quality(side["quality"]) in capsys.readouterr().out
+
+
+def test_a_missing_or_unreadable_checkpoint_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="no such checkpoint.*last.pt is always there"):
+        export_main(["--checkpoint", str(tmp_path / "best.pt"), "--out", str(tmp_path / "m.onnx")])
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with pytest.raises(SystemExit, match="not a checkpoint torch.load can read"):
+        export_main(["--checkpoint", str(tmp_path / "notes.pt"), "--out", str(tmp_path / "m.onnx")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]
