@@ -54,10 +54,13 @@ def load_model(model: Path | None, provider: str, threads: int | None, precision
     def fp16_on_cpu() -> typer.Exit:
         return fail("--precision fp16 is for GPUs: on the CPU it runs slower than fp32; use --precision auto or fp32")
 
-    on_cpu = _PROVIDER_NAMES.get(provider.lower(), provider) == "CPUExecutionProvider" or \
-        (provider == "auto" and not cuda_usable())
-    if model is None and precision == "fp16" and on_cpu:
-        raise fp16_on_cpu()
+    if model is None and precision == "fp16":
+        try:
+            first = planned_model(model, provider, precision)[1]
+        except (ValueError, TypeError) as e:
+            raise fail(str(e)) from None
+        if first == "CPUExecutionProvider":
+            raise fp16_on_cpu()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -608,7 +611,8 @@ def _bench_rows(model: Path | None, threads: int | None, providers: list[str], p
             measured[key] = f"{precision} on {provider}"
             configs.append((provider, precision))
     total, row, start, done_pixels = len(configs) * len(sizes), 0, time.perf_counter(), 0
-    for number, (provider, precision) in enumerate(configs):
+    all_pixels = len(configs) * sum(w * h for w, h in sizes)
+    for provider, precision in configs:
         loaded = load_model(model, provider, threads, precision)
         for width, height in sizes:
             row += 1
@@ -618,8 +622,7 @@ def _bench_rows(model: Path | None, threads: int | None, providers: list[str], p
             deblurrer = Deblurrer(loaded)
             streamed = median_seconds(lambda: deblurrer.push(frame), runs)
             done_pixels += width * height
-            left = sum(w * h for w, h in sizes) * (len(configs) - number - 1) + \
-                sum(w * h for w, h in sizes[sizes.index((width, height)) + 1:])
+            left = all_pixels - done_pixels
             per_pixel = (time.perf_counter() - start) / done_pixels
             typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model "
                        f"{1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "

@@ -144,7 +144,12 @@ def planned_model(path: str | Path | None = None, providers: str | Provider | Se
     """The model file and the provider that `Model(path, providers, precision=precision)` will try first, without
     opening anything (the provider may still fall back when the session opens)."""
     first = _resolve_providers(providers, None)[0][0][0]
-    return (Path(path) if path is not None else shipped_model_path(precision, first)), first
+    return _model_file(path, precision, first), first
+
+
+def _model_file(path: str | Path | None, precision: str, provider: str) -> Path:
+    """The file a Model opens: the one given, else the shipped variant of `precision` for `provider`."""
+    return Path(path) if path is not None else shipped_model_path(precision, provider)
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
@@ -194,7 +199,7 @@ class Model:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         requested, strict = _resolve_providers(providers, device_id)
-        planned, first = planned_model(path, providers, precision)
+        first = requested[0][0]
         if strict and first in _DEVICES and _DEVICES[first] == "cuda" and not nvidia_driver_present():
             raise ValueError(f"{first} was asked for, but this machine has no NVIDIA driver (libcuda does not "
                              "load); ask for auto or cpu instead")
@@ -202,7 +207,7 @@ class Model:
         with _onnxruntime_quiet():
             if first in _DEVICES and hasattr(ort, "preload_dlls"):
                 ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
-            self._open(planned, requested)
+            self._open(_model_file(path, precision, first), requested)
             if path is None and precision == "auto" and self.provider != first:
                 self._open(shipped_model_path("auto", self.provider), [(self.provider, {})])  # the CPU's best
         if first != "CPUExecutionProvider" and self.provider != first:
