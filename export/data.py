@@ -14,7 +14,7 @@ X_{nT + floor(tau/2)} with the same exposure (paper Section 3; noise and saturat
 ECCV 2022). Some clips flash or jump in exposure, so that the recurrent state learns such input too.
 
 Every random choice of a clip is drawn first, as a `Scene`; two renderers turn scenes into pixels: `render`
-(NumPy and OpenCV, one clip) and `render_torch` (a batch with ``grid_sample`` on the training device).
+(NumPy and OpenCV, one clip) and `render_torch` (a whole batch per ``grid_sample`` call, on the training device).
 
     python -m export.data --test DIR        # write the frozen test set in the GoPro layout (`strcnn eval DIR`)
     python -m export.data --validation DIR  # the validation set (needs the gathered photographs)
@@ -126,7 +126,7 @@ class Sources:
         if not names:
             raise ValueError("no source photographs")
         self.names, self.paths = list(names), list(paths)
-        self._tensors: dict = {}
+        self._atlases: dict = {}
 
     @classmethod
     def wheel(cls, names: Sequence[str] = TEST_IMAGES) -> Sources:
@@ -167,14 +167,20 @@ class Sources:
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         return srgb_to_linear(to_camera_scale(rgb[..., :3]).astype(np.float32) / 255.0)
 
-    def tensor(self, i: int, device):
-        """Source i as a torch tensor [1, 3, H, W] on `device`, kept there."""
+    def atlas(self, device) -> tuple:
+        """Every source in one torch tensor [1, 3, H, W] on `device`, kept there (what `render_torch` samples),
+        with each one's top-left corner and size, (x, y) and (w, h), as [sources, 2] float32 tensors."""
         import torch
 
-        key = (i, str(device))
-        if key not in self._tensors:
-            self._tensors[key] = torch.from_numpy(self.image(i)).permute(2, 0, 1)[None].contiguous().to(device)
-        return self._tensors[key]
+        key = str(device)
+        if key not in self._atlases:
+            pictures = [self.image(i) for i in range(len(self))]
+            atlas, corners = _atlas(pictures)
+            sizes = [p.shape[1::-1] for p in pictures]
+            self._atlases[key] = (torch.from_numpy(atlas).permute(2, 0, 1)[None].to(device),
+                                  *(torch.tensor(np.array(v), dtype=torch.float32, device=device)
+                                    for v in (corners, sizes)))
+        return self._atlases[key]
 
 
 @dataclass
@@ -345,9 +351,9 @@ def plan(rng: np.random.Generator, sources: Sources, frames: int, size: tuple[in
 
 def _expose(linear, gains, shot: float, read: float, noise):
     """Sensor: exposure gain, Poisson-Gaussian noise in linear light, the clip at full well; works on NumPy
-    arrays and torch tensors alike ([frames, ...] with `gains` broadcast over the rest)."""
+    arrays and torch tensors alike (`gains`, `shot` and `read` broadcast over the pixels)."""
     x = linear * gains
-    if shot or read:
+    if noise is not None:  # adds exactly 0 where shot and read are 0
         x = x + (x.clip(0, None) * shot + read * read) ** 0.5 * noise
     return x.clip(0, 1)
 
@@ -381,38 +387,117 @@ def render(scene: Scene, sources: Sources, rng: np.random.Generator) -> tuple[np
     return _quantize(linear_to_srgb(blurry)), _quantize(linear_to_srgb(sharp))
 
 
-def render_torch(scenes: Sequence[Scene], sources: Sources, device, generator) -> tuple:
+def _atlas(pictures: Sequence[np.ndarray], gap: int = 1) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Pictures [h, w, C] laid out in columns about as tall as the layout is wide, `gap` zero pixels around each:
+    the layout and each picture's top-left corner (x, y). One tensor serves one ``grid_sample`` call for many
+    pictures, and a sample just outside a picture reads the gap's zeros."""
+    limit = max(max(p.shape[0] for p in pictures), int(math.sqrt(sum(p.shape[0] * p.shape[1] for p in pictures))))
+    corners, x, y, column, height = [], gap, gap, 0, 0
+    for picture in pictures:
+        h, w = picture.shape[:2]
+        if y > gap and y + h > limit:  # the next column
+            x, y, column = x + column + gap, gap, 0
+        corners.append((x, y))
+        y, column, height = y + h + gap, max(column, w), max(height, y + h + gap)
+    atlas = np.zeros((height, x + column + gap, pictures[0].shape[2]), np.float32)
+    for picture, (x, y) in zip(pictures, corners):
+        atlas[y:y + picture.shape[0], x:x + picture.shape[1]] = picture
+    return atlas, corners
+
+
+def _reflect(coordinate, size):
+    """Pixel coordinates mirrored at a picture's edges into [0, size - 1], as ``grid_sample``'s reflection
+    padding does (align_corners=False), for a picture inside an atlas; in place."""
+    import torch
+
+    # t = coordinate + 0.5 folded into [0, 2 size); the mirrored coordinate is size - |t - size| - 0.5
+    folded = torch.remainder(coordinate.add_(0.5), 2 * size).sub_(size).abs_()
+    return torch.minimum(folded.neg_().add_(size - 0.5), size - 1).clamp_(min=0)
+
+
+def render_torch(scenes: Sequence[Scene], sources: Sources, device, generator, budget: int | None = None) -> tuple:
     """Render same-sized scenes on a torch device with ``grid_sample``: (blurry, sharp) float32
-    [N, frames, 3, H, W] in [0, 1], on 8-bit levels; `generator` (a torch.Generator on `device`) draws the noise."""
+    [N, frames, 3, H, W] in [0, 1], on 8-bit levels; `generator` (a torch.Generator on `device`) draws the noise.
+    Scenes may differ in photograph, tau and objects. They are rendered in runs of up to `budget` sub-frame
+    pixels, each run with one call for the backgrounds and one per layer of objects: by default a whole
+    training batch on a GPU, where every call costs a launch, and about 1M on a CPU, where a run's
+    coordinates then stay in the cache (docs/TRAINING.md has the timings)."""
+    import torch
+
+    if budget is None:
+        budget = 2**28 if torch.device(device).type == "cuda" else 2**20
+    runs, run, used = [], [], 0
+    for scene in scenes:
+        cost = len(scene.gains) * scene.tau * scene.size[0] * scene.size[1]
+        if run and used + cost > budget:
+            runs.append(run)
+            run, used = [], 0
+        run.append(scene)
+        used += cost
+    parts = [_render_run(run, sources, device, generator) for run in [*runs, run]]
+    return tuple(torch.cat([part[k] for part in parts]) for k in (0, 1))
+
+
+def _render_run(scenes: Sequence[Scene], sources: Sources, device, generator) -> tuple:
+    """`render_torch` of scenes in one call per layer: the backgrounds from the sources' atlas, then each layer
+    of objects from an atlas of the scenes' objects; every sub-frame of every scene is one slice of a call."""
     import torch
     from torch.nn.functional import grid_sample
 
     height, width = scenes[0].size
-    y, x = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
-                          torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
-    pixels = torch.stack([x, y, torch.ones_like(x)], -1).reshape(-1, 3)  # [H*W, 3]
+    frames = len(scenes[0].gains)
+    axes = [torch.arange(n, device=device, dtype=torch.float32) for n in (width, height)]  # x, y
+    taus = np.array([scene.tau for scene in scenes])
+    starts = np.concatenate([[0], np.cumsum(frames * taus)])  # scene n's sub-frames: starts[n] to starts[n + 1]
 
-    def sample(picture, maps: np.ndarray, padding: str):
-        """picture [1, C, h, w] at every map [frames, tau, 2, 3] -> [frames, tau, C, H, W]."""
-        frames, tau = maps.shape[:2]
-        m = torch.from_numpy(maps.reshape(-1, 2, 3)).to(device)
-        uv = pixels @ m.transpose(1, 2)  # [frames*tau, H*W, 2] in source pixels
-        size = torch.tensor(picture.shape[:1:-1], device=device, dtype=torch.float32)  # (w, h)
-        grid = ((2 * uv + 1) / size - 1).reshape(1, -1, width, 2)
-        out = grid_sample(picture, grid, mode="bilinear", padding_mode=padding, align_corners=False)
-        return out.reshape(picture.shape[1], frames, tau, height, width).permute(1, 2, 0, 3, 4)
+    def sample(atlas, corners, sizes, maps: list[np.ndarray], reflect: bool):
+        """Pictures of `atlas` at their `corners` with `sizes` ([len(maps), 2] each, (x, y)), each at its maps
+        [frames, tau, 2, 3] -> sub-frames [sum of frames * tau, C, H, W]; outside a picture its edge mirrored
+        (`reflect`) or zeros (the atlas' gap)."""
+        per_map = torch.tensor([m.shape[0] * m.shape[1] for m in maps], device=device)
+        m = torch.from_numpy(np.concatenate([m.reshape(-1, 2, 3) for m in maps])).to(device)[:, :, :, None, None]
+        size, corner = (v.repeat_interleave(per_map, 0)[:, :, None, None] for v in (sizes, corners))
+        whole = atlas.shape[:1:-1]  # (W, H)
+        grid = []
+        for axis in (0, 1):  # output pixel (x, y) -> picture pixel -> the atlas' [-1, 1]
+            u = m[:, axis, 0] * axes[0] + (m[:, axis, 1] * axes[1][:, None] + m[:, axis, 2])
+            u = _reflect(u, size[:, axis]) if reflect else torch.minimum(u.clamp_(min=-1), size[:, axis])
+            grid.append(u.add_(corner[:, axis] + 0.5).mul_(2 / whole[axis]).sub_(1))
+        out = grid_sample(atlas, torch.stack(grid, -1).reshape(1, -1, width, 2), mode="bilinear",
+                          padding_mode="zeros", align_corners=False)
+        return out.reshape(atlas.shape[1], len(m), height, width).transpose(0, 1)
 
-    blurry, sharp = [], []
-    for scene in scenes:
-        frame = sample(sources.tensor(scene.source, device), scene.background, "reflection")
-        for sprite, maps in zip(scene.sprites, scene.sprite_maps):
-            rgba = sample(torch.from_numpy(sprite).permute(2, 0, 1)[None].to(device), maps, "zeros")
-            frame = frame * (1 - rgba[:, :, 3:]) + rgba[:, :, :3] * rgba[:, :, 3:]
-        gains = torch.from_numpy(scene.gains).to(device)[:, None, None, None]
-        noise = torch.randn(frame[:, 0].shape, device=device, generator=generator)
-        blurry.append(_expose(frame.mean(1), gains, scene.shot, scene.read, noise))
-        sharp.append(_expose(frame[:, scene.tau // 2], gains, 0.0, 0.0, None))
-    return tuple(_to_8bit(torch.stack(x)) for x in (blurry, sharp))
+    atlas, corners, sizes = sources.atlas(device)
+    index = torch.tensor([scene.source for scene in scenes], device=device)
+    sub = sample(atlas, corners[index], sizes[index], [s.background for s in scenes], True)
+    sprites = [(n, k) for n, s in enumerate(scenes) for k in range(len(s.sprites))]
+    if sprites:
+        pictures = [scenes[n].sprites[k] for n, k in sprites]
+        layout, spots = _atlas(pictures)
+        layout = torch.from_numpy(layout).permute(2, 0, 1)[None].to(device)
+        spots = torch.tensor(np.array(spots), dtype=torch.float32, device=device)
+        sides = torch.tensor(np.array([p.shape[1::-1] for p in pictures]), dtype=torch.float32, device=device)
+        for layer in range(max(k for _, k in sprites) + 1):  # in order: a later object covers an earlier one
+            mine = [i for i, (_, k) in enumerate(sprites) if k == layer]
+            holders = [sprites[i][0] for i in mine]
+            rgba = sample(layout, spots[mine], sides[mine], [scenes[n].sprite_maps[layer] for n in holders], False)
+            at = torch.from_numpy(np.concatenate([np.arange(starts[n], starts[n + 1]) for n in holders])).to(device)
+            sub[at] = sub[at] * (1 - rgba[:, 3:]) + rgba[:, :3] * rgba[:, 3:]
+    frame_of = torch.from_numpy(np.repeat(np.arange(len(scenes) * frames), np.repeat(taus, frames))).to(device)
+    mean = torch.zeros(len(scenes) * frames, *sub.shape[1:], device=device).index_add_(0, frame_of, sub)
+    mean = mean / torch.from_numpy(np.repeat(taus, frames)).to(device)[:, None, None, None]
+    centres = (starts[:-1, None] + np.arange(frames) * taus[:, None] + taus[:, None] // 2).reshape(-1)
+    centre = sub[torch.from_numpy(centres).to(device)]
+
+    def per_frame(values: np.ndarray):
+        return torch.from_numpy(np.asarray(values, np.float32).reshape(-1)).to(device)[:, None, None, None]
+
+    gains = per_frame(np.stack([s.gains for s in scenes]))
+    shot, read = (per_frame(np.repeat([getattr(s, k) for s in scenes], frames)) for k in ("shot", "read"))
+    noise = torch.randn(mean.shape, device=device, generator=generator)
+    blurry = _expose(mean, gains, shot, read, noise)
+    sharp = _expose(centre, gains, 0.0, 0.0, None)
+    return tuple(_to_8bit(x).reshape(len(scenes), frames, *x.shape[1:]) for x in (blurry, sharp))
 
 
 def _to_8bit(linear):

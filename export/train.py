@@ -5,6 +5,9 @@ Presets: ``paper`` is Section 5.3 (lr 1e-4 decaying by 0.96 every 10k steps, bat
 learning rate after a 300-step warm-up); ``gpu`` fills a data-centre GPU (batch 48 of 13-frame 128x128 clips).
 Any preset value can be overridden. Every preset optimises with AdamW (decoupled weight decay, see
 `make_optimizer`): the paper's Adam with an L2 term kills this network's ReLU units (docs/TRAINING.md).
+``--loss`` trains with MSE (the paper's), L1 or Charbonnier; ``--ema D`` keeps a moving average of the weights
+(decay D), which is then what is evaluated, saved as the checkpoints' ``state_dict`` and exported, while the
+trained weights travel beside it for resuming; both options can change on resume.
 
 Training clips are rendered from the gathered photographs (``python -m export.photos data/photos``; its
 validation split is never trained on) plus any ``--images DIR``. Batch k depends only on (seed, k), so a resumed
@@ -13,7 +16,8 @@ optimizer, step, recipe), ``OUT/best.pt`` whenever the validation gain improves 
 and ``OUT/log.txt`` with the validation and test figures. ``--resume`` continues from ``OUT/last.pt`` with the
 recipe stored in it (options given on the command line override it; a checkpoint of another optimiser is
 refused); ``--resume-from FILE`` continues from
-another checkpoint, writing into OUT (a GPU leg writes into the folder that comes back). Checkpoints load with
+another checkpoint, writing into OUT (a GPU leg writes into the folder that comes back); ``--init FILE`` starts a
+new run from a checkpoint's ``state_dict``. Checkpoints load with
 ``torch.load(..., weights_only=True)`` and export with ``python -m export --checkpoint OUT/best.pt``.
 
     python -m export.train --out runs/main --preset cpu --threads 1          # start
@@ -23,6 +27,7 @@ another checkpoint, writing into OUT (a GPU leg writes into the folder that come
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
@@ -54,8 +59,11 @@ PRESETS = {
 # The share of training clips whose camera is still, whose blur is mild (under 3 px): the do-no-harm part; whose
 # camera trembles, and whose shutter is open under half the frame interval.
 SHARES = {k: getattr(TRAIN_SETTINGS, k) for k in ("still_share", "mild_share", "tremor_share", "short_shutter_share")}
+# Options every preset shares, and the value a checkpoint older than the option had: the training loss on the
+# restored frames, and the decay of the weights' exponential moving average (0: none; see `Averaged`).
+OPTIONS = {"loss": "mse", "ema": 0.0}
 # What a run is, beside the model's constructor arguments: stored in every checkpoint and restored on resume.
-RECIPE = (*PRESETS["paper"], *SHARES, "data", "synthesis", "precision", "seed", "device", "weight_decay")
+RECIPE = (*PRESETS["paper"], *SHARES, *OPTIONS, "data", "synthesis", "precision", "seed", "device", "weight_decay")
 PER_DEVICE = ("synthesis", "precision")  # chosen again when a run moves to another kind of device
 OPTIMIZER = "adamw"  # stored in the recipe; a checkpoint of another optimiser does not resume
 # Decoupled: a weight without a data gradient shrinks by lr * wd per step (5e-6 at lr 5e-4), so a unit silent for
@@ -137,18 +145,47 @@ def check_optimizer(recipe: dict, source: Path) -> None:
                          "weights.")
 
 
+def charbonnier(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Mean of sqrt(d^2 + eps^2): L1 with a rounded minimum (Lai et al., "Deep Laplacian Pyramid Networks", 2017)."""
+    return torch.sqrt((output - target) ** 2 + eps ** 2).mean()
+
+
+LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier}  # the paper trains with MSE
+
+
 def train_step(model: STRCNN, optimizer: torch.optim.Optimizer, blurry: torch.Tensor, sharp: torch.Tensor,
-               precision: str) -> float:
-    """One optimizer step on a batch [N, T, 3, H, W]: MSE of the T-2m restored frames; returns the loss."""
+               precision: str, loss: str = "mse") -> tuple[float, float]:
+    """One optimizer step on a batch [N, T, 3, H, W] with loss `loss` (a key of LOSSES) on the T-2m restored
+    frames; returns that loss and the frames' MSE (what the log's PSNR is of, whatever the loss)."""
     if precision == "bf16":
         blurry = blurry.contiguous(memory_format=torch.contiguous_format)
     with autocast(blurry.device, precision):
         out, _ = model.run(blurry)
-    loss = F.mse_loss(out.float(), sharp[:, model.m:sharp.shape[1] - model.m])
+    out, target = out.float(), sharp[:, model.m:sharp.shape[1] - model.m]
+    value = LOSSES[loss](out, target)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    value.backward()
     optimizer.step()
-    return loss.item()
+    return value.item(), F.mse_loss(out.detach(), target).item()
+
+
+class Averaged:
+    """An exponential moving average of a model's weights, the copy that is evaluated, kept as best.pt and
+    exported (the usual practice in restoration training). Its decay ramps up as (1 + n) / (10 + n) over its
+    first updates, so that the average of a run started from other weights leaves them quickly."""
+
+    def __init__(self, model: STRCNN, decay: float, weights: dict | None = None, updates: int = 0) -> None:
+        self.model = copy.deepcopy(model).eval()
+        if weights is not None:
+            self.model.load_state_dict(weights)
+        self.decay, self.updates = decay, updates
+
+    @torch.no_grad()
+    def update(self, model: STRCNN) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for mine, theirs in zip(self.model.state_dict().values(), model.state_dict().values()):
+            mine.lerp_(theirs, 1 - decay)
 
 
 def evaluate(model: STRCNN, clips, device: torch.device, precision: str) -> dict:
@@ -231,6 +268,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="steps to train in this run (default: the preset's total)")
     for key in ("lr", "decay_rate", "weight_decay", *SHARES):
         parser.add_argument(f"--{key.replace('_', '-')}", type=float, help="override the recipe")
+    parser.add_argument("--loss", choices=LOSSES, help="training loss (default: mse, as in the paper)")
+    parser.add_argument("--ema", type=float, help="decay of the weights' moving average that is evaluated, saved "
+                        "and exported, e.g. 0.999 (default: 0, none)")
     parser.add_argument("--minutes", type=float, help="wall-clock budget of this run")
     parser.add_argument("--data", help="'synthetic' (default), or the root of a GoPro-layout dataset")
     parser.add_argument("--photos", type=Path, default=Path("data/photos"),
@@ -271,15 +311,15 @@ def main(argv: list[str] | None = None) -> None:
     given["device"] = device.type
     if resume is not None:
         check_optimizer(resume["recipe"], source)
-        recipe = {**SHARES, **resume["recipe"], **(PRESETS[args.preset] if args.preset else {}), **given}
+        recipe = {**SHARES, **OPTIONS, **resume["recipe"], **(PRESETS[args.preset] if args.preset else {}), **given}
         if resume["recipe"]["device"] != device.type:
             recipe.update({k: given.get(k, "auto") for k in PER_DEVICE})
         model = STRCNN(**resume["config"])
-        model.load_state_dict(resume["state_dict"])
+        model.load_state_dict(resume.get("training_state_dict", resume["state_dict"]))
         step, elapsed, best = resume["step"], resume["elapsed_s"], resume["best_gain"]
         torch.set_rng_state(resume["torch_rng"])
     else:
-        recipe = {**PRESETS[args.preset or "paper"], **SHARES, "data": "synthetic", "synthesis": "auto",
+        recipe = {**PRESETS[args.preset or "paper"], **SHARES, **OPTIONS, "data": "synthetic", "synthesis": "auto",
                   "precision": "auto", "seed": 0, "optimizer": OPTIMIZER, "weight_decay": WEIGHT_DECAY, **given}
         torch.manual_seed(recipe["seed"])
         model = STRCNN(args.variant, m=args.m, width=args.width, residual=not args.no_residual)
@@ -322,6 +362,12 @@ def main(argv: list[str] | None = None) -> None:
     precision = recipe["precision"]
     if precision == "bf16":
         model.to(memory_format=torch.channels_last)
+    averaged = None
+    if recipe["ema"] > 0:  # a checkpoint with a moving average keeps it as its state_dict
+        kept = resume is not None and "training_state_dict" in resume
+        averaged = Averaged(model, recipe["ema"], resume["state_dict"] if kept else None,
+                            resume.get("ema_updates", 0) if kept else 0)
+    evaluated = averaged.model if averaged else model
 
     log_file = (args.out / "log.txt").open("a")
 
@@ -335,19 +381,29 @@ def main(argv: list[str] | None = None) -> None:
     log(f"start step {step}: {json.dumps(dict(recipe, **model.config(), device=str(device), threads=torch.get_num_threads(), sources=len(sources) if sources else 0, hours=round(elapsed / 3600, 3)))}"
         f" on {hardware}")
 
+    def weights(m: STRCNN) -> dict:
+        return {k: v.cpu() for k, v in m.state_dict().items()}
+
     def checkpoint() -> dict:
-        return {"config": model.config(), "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed, "best_gain": best,
-                "torch_rng": torch.get_rng_state(), "recipe": recipe}
+        """The evaluated weights as state_dict (what export and --init read), the optimiser's own beside them
+        when they differ."""
+        data = {"config": model.config(), "state_dict": weights(evaluated), "optimizer": optimizer.state_dict(),
+                "step": step, "elapsed_s": elapsed, "best_gain": best, "torch_rng": torch.get_rng_state(),
+                "recipe": recipe}
+        if averaged:
+            data.update(training_state_dict=weights(model), ema_updates=averaged.updates)
+        return data
 
     def report() -> None:
         nonlocal best
         hours = f"{elapsed / 3600:.3f} h"
-        with Firing(model) as firing:  # silent channels: those that never fire on the validation clips
-            figures = {"validation": evaluate(model, validation, device, precision)}
+        with Firing(evaluated) as firing:  # silent channels: those that never fire on the validation clips
+            figures = {"validation": evaluate(evaluated, validation, device, precision)}
+        if averaged:  # what the average adds, on the same run
+            figures["validation (training weights)"] = evaluate(model, validation, device, precision)
         if test:
-            figures["test"] = evaluate(model, test, device, precision)
-        health = census(model, firing).describe()
+            figures["test"] = evaluate(evaluated, test, device, precision)
+        health = census(evaluated, firing).describe()
         for name, summary in figures.items():
             log(f"step {step} {hours} {name} {describe(summary)}; {health}")
         if figures["validation"]["no_harm"] and figures["validation"]["gain"] > best:
@@ -360,29 +416,37 @@ def main(argv: list[str] | None = None) -> None:
     stream = batches(recipe, sources, step, device, args.workers)
     started = time.perf_counter() - elapsed
     run_start = last_save = time.perf_counter()
-    window = {"data": 0.0, "total": 0.0, "loss": 0.0, "n": 0}
+    window = {"data": 0.0, "total": 0.0, "loss": 0.0, "mse": 0.0, "n": 0}
+    loss_name = "loss" if recipe["loss"] == "mse" else f"{recipe['loss']} loss"
     stop = min(recipe["steps"], step + args.steps) if args.steps is not None else recipe["steps"]
+    # on a GPU the fetch is timed between synchronisations: without them it would wait for the last step's kernels
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     signals: list[int] = []  # SIGTERM or Ctrl-C: finish the step, save last.pt, stop
     previous = {s: signal.signal(s, lambda signum, frame: signals.append(signum))
                 for s in (signal.SIGTERM, signal.SIGINT)}
     while step < stop and not signals:
         if args.minutes is not None and time.perf_counter() - run_start > args.minutes * 60:
             break
+        sync()
         t0 = time.perf_counter()
         blurry, sharp = (x.to(device, non_blocking=True) for x in next(stream))
+        sync()
         t1 = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = lr_at(recipe, step)
-        loss = train_step(model, optimizer, blurry, sharp, precision)
+        loss, mse = train_step(model, optimizer, blurry, sharp, precision, recipe["loss"])
+        if averaged:
+            averaged.update(model)
         step += 1
         elapsed = time.perf_counter() - started
         window["data"] += t1 - t0
         window["total"] += time.perf_counter() - t0
         window["loss"] += loss
+        window["mse"] += mse
         window["n"] += 1
         if step % args.log_every == 0:
-            log(f"step {step} loss {window['loss'] / window['n']:.5f} "
-                f"(PSNR {-10 * math.log10(window['loss'] / window['n'] + 1e-12):.2f} dB) lr {lr_at(recipe, step):.2e} "
+            log(f"step {step} {loss_name} {window['loss'] / window['n']:.5f} "
+                f"(PSNR {-10 * math.log10(window['mse'] / window['n'] + 1e-12):.2f} dB) lr {lr_at(recipe, step):.2e} "
                 f"{window['total'] / window['n']:.3f} s/step, data {100 * window['data'] / window['total']:.1f}% "
                 f"of the time, {elapsed / 3600:.3f} h")
             window = dict.fromkeys(window, 0.0)

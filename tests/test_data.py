@@ -194,3 +194,19 @@ def test_test_command_writes_gopro_layout(tmp_path, capsys):
     listed = find_clips(tmp_path)
     assert len(listed) == 24 and all(len(blur) == data.EVAL_FRAMES for _, blur, _ in listed)
     assert "wrote 24 test clips" in capsys.readouterr().out
+
+
+def test_torch_renderer_renders_a_mixed_batch_as_each_clip_alone(sources):
+    """One call for a whole batch (as on a GPU) gives the clean frames of each scene rendered alone, for scenes
+    of different photographs, exposures (tau) and numbers of objects; noise-free so that frames compare. Up to
+    rounding: the objects' atlas, and so their coordinates' last bits, depend on the batch."""
+    scenes = [dataclasses.replace(s, shot=0.0, read=0.0)
+              for s in data.plan_batch(sources, 0, 3, 6, 3, (20, 24))[0]]
+    assert len({s.source for s in scenes}) > 1 and len({s.tau for s in scenes}) > 1
+    assert len({len(s.sprites) for s in scenes}) > 1
+    whole = data.render_torch(scenes, sources, "cpu", torch.Generator(), budget=2**30)
+    alone = [data.render_torch([s], sources, "cpu", torch.Generator()) for s in scenes]
+    for k in (0, 1):  # blurry, sharp
+        levels = ((whole[k] - torch.cat([a[k] for a in alone])).abs() * 255).round()
+        assert levels.max() <= 1 and (levels == 0).float().mean() > 0.999
+    assert whole[0].shape == (6, 3, 3, 20, 24)
