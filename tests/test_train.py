@@ -18,6 +18,7 @@ pytest.importorskip("skimage")
 
 from export import data  # noqa: E402
 from export.__main__ import main as export_main  # noqa: E402
+from export.compare import judge, main as compare_main  # noqa: E402
 from export.curve import draw, read_log  # noqa: E402
 from export.health import Firing, census, dead_channels  # noqa: E402
 from export.model import STRCNN  # noqa: E402
@@ -180,21 +181,34 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(photos, tmp_path, ema):
     assert whole["recipe"] == split["recipe"]
 
 
-def test_the_average_is_what_is_evaluated_and_exported(photos, tmp_path):
+def test_the_average_is_what_is_evaluated_exported_and_compared(photos, tmp_path, capsys):
     """With --ema, checkpoints export the averaged weights, the log adds the trained weights' validation line
-    (not drawn in the curve), and another loss is named in the loss lines."""
+    (not drawn in the curve), another loss is named in the loss lines, and `export.compare` judges the run on
+    its last three evaluations, the trained weights on a row of their own."""
     out = tmp_path / "run"
-    train_main([*tiny(photos, out), "--steps", "2", "--ema", "0.9", "--loss", "charbonnier", "--log-every", "1"])
+    train_main([*tiny(photos, out), "--steps", "3", "--eval-every", "1", "--ema", "0.9", "--loss", "charbonnier",
+                "--log-every", "1"])
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["recipe"]["ema"] == 0.9 and checkpoint["recipe"]["loss"] == "charbonnier"
-    assert checkpoint["ema_updates"] == 2
+    assert checkpoint["ema_updates"] == 3
     exported = load_checkpoint(out / "last.pt").state_dict()
     assert all(torch.equal(exported[k], v) for k, v in checkpoint["state_dict"].items())
     assert not all(torch.equal(checkpoint["training_state_dict"][k], v) for k, v in checkpoint["state_dict"].items())
     log = (out / "log.txt").read_text()
-    assert "step 2 charbonnier loss" in log and "PSNR" in log
-    assert log.count("validation (training weights) gain") == 1 and log.count(" h validation gain") == 1
-    assert len(read_log(out / "log.txt")[1]["validation"]) == 1
+    assert "step 3 charbonnier loss" in log and "PSNR" in log
+    assert log.count("validation (training weights) gain") == 3 and log.count(" h validation gain") == 3
+    assert len(read_log(out / "log.txt")[1]["validation"]) == 3
+
+    gains = [float(line.split(" gain ")[1].split(" dB")[0])
+             for line in log.splitlines() if " h validation gain" in line]
+    rows = judge(out / "log.txt")
+    assert [r["run"] for r in rows] == ["run", "run (trained weights)"] and rows[0]["steps"] == [1, 2, 3]
+    assert rows[0]["gain"] == pytest.approx(sum(gains) / 3) and rows[0]["low"] == min(gains)
+    compare_main([str(out / "log.txt")])
+    assert f"| run | 1, 2, 3 | {sum(gains) / 3:+.3f} dB" in capsys.readouterr().out
+    train_main([*tiny(photos, tmp_path / "short"), "--steps", "2"])  # one evaluation: not enough to judge
+    with pytest.raises(SystemExit, match="1 validation evaluations; judging a run needs its last 3"):
+        judge(tmp_path / "short" / "log.txt")
 
 
 def test_resume_keeps_the_recipe_unless_overridden(photos, tmp_path):
