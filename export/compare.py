@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 LINE = re.compile(r"step (\d+) [\d.]+ h (validation|validation \(training weights\)|test) gain ([+-][\d.]+) dB")
@@ -42,7 +43,7 @@ def judge(log: Path) -> list[dict]:
     found = evaluations(log)
     steps = sorted(found.get("validation", {}))[-LAST:]
     if len(steps) < LAST:
-        raise SystemExit(f"{log}: {len(steps)} validation evaluations; judging a run needs its last {LAST}")
+        raise ValueError(f"{log}: {len(steps)} validation evaluations; judging a run needs its last {LAST}")
     rows = []
     for kind, label in (("validation", ""), ("validation (training weights)", " (trained weights)")):
         if kind not in found:
@@ -76,7 +77,15 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logs", type=Path, nargs="+", help="training logs (OUT/log.txt)")
     args = parser.parse_args(argv)
-    print(table([row for log in args.logs for row in judge(log)]))
+    rows = []
+    for log in args.logs:
+        try:
+            rows += judge(log)
+        except (OSError, ValueError) as e:  # a run too young to judge, or no log: the others still compare
+            print(f"left out: {e}", file=sys.stderr)
+    if not rows:
+        raise SystemExit("no run to compare")
+    print(table(rows))
 
 
 if __name__ == "__main__":

@@ -207,8 +207,11 @@ def test_the_average_is_what_is_evaluated_exported_and_compared(photos, tmp_path
     compare_main([str(out / "log.txt")])
     assert f"| run | 1, 2, 3 | {sum(gains) / 3:+.3f} dB" in capsys.readouterr().out
     train_main([*tiny(photos, tmp_path / "short"), "--steps", "2"])  # one evaluation: not enough to judge
-    with pytest.raises(SystemExit, match="1 validation evaluations; judging a run needs its last 3"):
-        judge(tmp_path / "short" / "log.txt")
+    compare_main([str(out / "log.txt"), str(tmp_path / "short" / "log.txt")])  # the young run is left out
+    printed = capsys.readouterr()
+    assert "| run | 1, 2, 3 |" in printed.out and "1 validation evaluations; judging a run needs its last 3" in printed.err
+    with pytest.raises(SystemExit, match="no run to compare"):
+        compare_main([str(tmp_path / "short" / "log.txt")])
 
 
 def test_resume_keeps_the_recipe_unless_overridden(photos, tmp_path):
