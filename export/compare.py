@@ -46,7 +46,7 @@ def judge(log: Path) -> list[dict]:
         raise ValueError(f"{log}: {len(steps)} validation evaluations; judging a run needs its last {LAST}")
     rows = []
     for kind, label in (("validation", ""), ("validation (training weights)", " (trained weights)")):
-        if kind not in found:
+        if not all(step in found.get(kind, {}) for step in steps):  # e.g. averaging began after these steps
             continue
         figures = [found[kind][s] for s in steps]
         test = [found.get("test", {}).get(s, {}).get("gain") for s in steps] if not label else [None]

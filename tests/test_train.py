@@ -212,6 +212,8 @@ def test_the_average_is_what_is_evaluated_exported_and_compared(photos, tmp_path
     assert "| run | 1, 2, 3 |" in printed.out and "1 validation evaluations; judging a run needs its last 3" in printed.err
     with pytest.raises(SystemExit, match="no run to compare"):
         compare_main([str(tmp_path / "short" / "log.txt")])
+    train_main([*tiny(photos, tmp_path / "short"), "--steps", "4", "--ema", "0.9", "--resume"])  # averaged later
+    assert [r["run"] for r in judge(tmp_path / "short" / "log.txt")] == ["short"]
 
 
 def test_resume_keeps_the_recipe_unless_overridden(photos, tmp_path):
