@@ -28,9 +28,9 @@ def evaluations(log: Path) -> dict[str, dict[int, dict]]:
     for line in Path(log).read_text().splitlines():
         if match := LINE.search(line):
             step, kind, gain = match.groups()
-            silent = SILENT.search(line)
+            silent, worst = SILENT.search(line), WORST.search(line)
             found.setdefault(kind, {})[int(step)] = {
-                "gain": float(gain), "worst": float(WORST.search(line).group(1)) if WORST.search(line) else None,
+                "gain": float(gain), "worst": float(worst.group(1)) if worst else None,
                 "no_harm": "do-no-harm holds" in line, "silent": float(silent.group(1)) if silent else None,
                 **{k: float(v) for k, v in CATEGORY.findall(line)}}
     return found
@@ -54,7 +54,7 @@ def judge(log: Path) -> list[dict]:
                      **{k: sum(f[k] for f in figures) / LAST for k in ("gain", "mild", "moderate", "strong", "worst")},
                      "low": min(f["gain"] for f in figures), "high": max(f["gain"] for f in figures),
                      "no_harm": sum(f["no_harm"] for f in figures),
-                     "silent": None if label else figures[-1]["silent"],  # the health is the evaluated weights' 
+                     "silent": None if label else figures[-1]["silent"],  # the health is the evaluated weights'
                      "test": None if None in test else sum(test) / LAST})
     return rows
 

@@ -168,18 +168,10 @@ class Sources:
         return srgb_to_linear(to_camera_scale(rgb[..., :3]).astype(np.float32) / 255.0)
 
     def atlas(self, device) -> tuple:
-        """Every source in one torch tensor [1, 3, H, W] on `device`, kept there (what `render_torch` samples),
-        with each one's top-left corner and size, (x, y) and (w, h), as [sources, 2] float32 tensors."""
-        import torch
-
+        """Every source in one `_atlas` on `device`, kept there: what `render_torch` samples."""
         key = str(device)
         if key not in self._atlases:
-            pictures = [self.image(i) for i in range(len(self))]
-            atlas, corners = _atlas(pictures)
-            sizes = [p.shape[1::-1] for p in pictures]
-            self._atlases[key] = (torch.from_numpy(atlas).permute(2, 0, 1)[None].to(device),
-                                  *(torch.tensor(np.array(v), dtype=torch.float32, device=device)
-                                    for v in (corners, sizes)))
+            self._atlases[key] = _atlas([self.image(i) for i in range(len(self))], device)
         return self._atlases[key]
 
 
@@ -387,10 +379,13 @@ def render(scene: Scene, sources: Sources, rng: np.random.Generator) -> tuple[np
     return _quantize(linear_to_srgb(blurry)), _quantize(linear_to_srgb(sharp))
 
 
-def _atlas(pictures: Sequence[np.ndarray], gap: int = 1) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Pictures [h, w, C] laid out in columns about as tall as the layout is wide, `gap` zero pixels around each:
-    the layout and each picture's top-left corner (x, y). One tensor serves one ``grid_sample`` call for many
-    pictures, and a sample just outside a picture reads the gap's zeros."""
+def _atlas(pictures: Sequence[np.ndarray], device, gap: int = 1) -> tuple:
+    """Pictures [h, w, C] laid out in columns about as tall as the layout is wide, `gap` zero pixels around each,
+    on a torch device: the layout [1, C, H, W], and each picture's top-left corner (x, y) and size (w, h) as
+    [pictures, 2] float32 tensors. One tensor serves one ``grid_sample`` call for many pictures, and a sample
+    just outside a picture reads the gap's zeros."""
+    import torch
+
     limit = max(max(p.shape[0] for p in pictures), int(math.sqrt(sum(p.shape[0] * p.shape[1] for p in pictures))))
     corners, x, y, column, height = [], gap, gap, 0, 0
     for picture in pictures:
@@ -402,7 +397,9 @@ def _atlas(pictures: Sequence[np.ndarray], gap: int = 1) -> tuple[np.ndarray, li
     atlas = np.zeros((height, x + column + gap, pictures[0].shape[2]), np.float32)
     for picture, (x, y) in zip(pictures, corners):
         atlas[y:y + picture.shape[0], x:x + picture.shape[1]] = picture
-    return atlas, corners
+    sizes = [picture.shape[1::-1] for picture in pictures]
+    return (torch.from_numpy(atlas).permute(2, 0, 1)[None].to(device),
+            *(torch.tensor(np.array(v), dtype=torch.float32, device=device) for v in (corners, sizes)))
 
 
 def _reflect(coordinate, size):
@@ -472,17 +469,14 @@ def _render_run(scenes: Sequence[Scene], sources: Sources, device, generator) ->
     sub = sample(atlas, corners[index], sizes[index], [s.background for s in scenes], True)
     sprites = [(n, k) for n, s in enumerate(scenes) for k in range(len(s.sprites))]
     if sprites:
-        pictures = [scenes[n].sprites[k] for n, k in sprites]
-        layout, spots = _atlas(pictures)
-        layout = torch.from_numpy(layout).permute(2, 0, 1)[None].to(device)
-        spots = torch.tensor(np.array(spots), dtype=torch.float32, device=device)
-        sides = torch.tensor(np.array([p.shape[1::-1] for p in pictures]), dtype=torch.float32, device=device)
+        layout, spots, sides = _atlas([scenes[n].sprites[k] for n, k in sprites], device)
         for layer in range(max(k for _, k in sprites) + 1):  # in order: a later object covers an earlier one
             mine = [i for i, (_, k) in enumerate(sprites) if k == layer]
             holders = [sprites[i][0] for i in mine]
             rgba = sample(layout, spots[mine], sides[mine], [scenes[n].sprite_maps[layer] for n in holders], False)
             at = torch.from_numpy(np.concatenate([np.arange(starts[n], starts[n + 1]) for n in holders])).to(device)
-            sub[at] = sub[at] * (1 - rgba[:, 3:]) + rgba[:, :3] * rgba[:, 3:]
+            held = sub[at]
+            sub[at] = held * (1 - rgba[:, 3:]) + rgba[:, :3] * rgba[:, 3:]
     frame_of = torch.from_numpy(np.repeat(np.arange(len(scenes) * frames), np.repeat(taus, frames))).to(device)
     mean = torch.zeros(len(scenes) * frames, *sub.shape[1:], device=device).index_add_(0, frame_of, sub)
     mean = mean / torch.from_numpy(np.repeat(taus, frames)).to(device)[:, None, None, None]
