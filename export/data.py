@@ -27,6 +27,9 @@ import argparse
 import dataclasses
 import functools
 import math
+import tomllib
+import warnings
+from importlib import metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -35,6 +38,8 @@ import cv2
 import numpy as np
 
 from .photos import read_manifest, to_camera_scale
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 CANVAS = (720, 1280)  # the camera frame a scene is defined on, (H, W) in output pixels
 MILD_PX = 3.0  # blur under this many output pixels counts as mild
@@ -545,7 +550,9 @@ def synthetic_batch(sources: Sources, seed: int, step: int, batch: int, frames: 
 
 def eval_clips(sources: Sources, seed: int, clips_per_source: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """A frozen evaluation set: (name, blurry, sharp) clips of EVAL_FRAMES x EVAL_SIZE, cycling through
-    `CATEGORIES` (the name starts with the category), the same on every call."""
+    `CATEGORIES` (the name starts with the category), the same on every call and, under the pinned rendering path
+    (`rendering_pins`), in every clone."""
+    warn_unpinned_rendering()
     rng = np.random.default_rng(seed)
     clips, kinds = [], list(CATEGORIES)
     for i in range(len(sources) * clips_per_source):
@@ -554,6 +561,35 @@ def eval_clips(sources: Sources, seed: int, clips_per_source: int) -> list[tuple
         blurry, sharp = render_clip(rng, sources, EVAL_FRAMES, EVAL_SIZE, CATEGORIES[kind], source)
         clips.append((f"{kind}_{sources.names[source]}_{i:02d}", blurry, sharp))
     return clips
+
+
+def rendering_pins() -> dict[str, str]:
+    """The releases pinned in pyproject's ``render`` extra: those that the frozen pixels were rendered with."""
+    extra = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]["render"]
+    return dict(requirement.split("==") for requirement in extra)
+
+
+def rendering_mismatches() -> list[str]:
+    """Each library of the rendering path installed at another release than its pin, as 'name installed (pinned
+    X)'. Any one can move pixels of the evaluation sets and the training batches."""
+    found = []
+    for name, pinned in rendering_pins().items():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "missing"
+        if installed != pinned:
+            found.append(f"{name} {installed} (pinned {pinned})")
+    return found
+
+
+@functools.cache
+def warn_unpinned_rendering() -> None:
+    """Warn once when the rendering path is not the pinned one: the figures are then not measured on the frozen
+    sets, and a resumed run's batches differ from an uninterrupted one's."""
+    if found := rendering_mismatches():
+        warnings.warn(f"rendering with {', '.join(found)}: evaluation figures and training batches differ from the "
+                      "frozen ones; install the project with its `export` extra", stacklevel=2)
 
 
 @functools.cache

@@ -42,8 +42,8 @@ from torch.nn import functional as F
 from strcnn_sdk.metrics import clip_row, describe, summarize
 from strcnn_sdk.system import cpu_flags
 
-from .data import (TRAIN_SETTINGS, Scene, Sources, gopro_batches, plan_batch, render_batch, test_clips,
-                   validation_clips)
+from .data import (TRAIN_SETTINGS, Scene, Sources, gopro_batches, plan_batch, render_batch, rendering_mismatches,
+                   test_clips, validation_clips)
 from .health import Firing, census
 from .model import STRCNN, VARIANTS
 from .onnx import save_torch
@@ -379,6 +379,8 @@ def main(argv: list[str] | None = None) -> None:
     hardware = f"{cpu_flags()}{' / ' + torch.cuda.get_device_name() if device.type == 'cuda' else ''}"
     log(f"start step {step}: {json.dumps(dict(recipe, **model.config(), device=str(device), threads=torch.get_num_threads(), sources=len(sources) if sources else 0, hours=round(elapsed / 3600, 3)))}"
         f" on {hardware}")
+    if unpinned := rendering_mismatches():
+        log(f"rendering with {', '.join(unpinned)}: the batches and evaluation figures differ from the pinned ones")
 
     def weights(m: STRCNN) -> dict:
         return {k: v.cpu() for k, v in m.state_dict().items()}

@@ -4,6 +4,7 @@ the gathered photographs and the GoPro-layout loader."""
 import dataclasses
 import hashlib
 import json
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +153,22 @@ FROZEN = {"test": "486622885af0c7f661bf06899c00abcabd35eb838125087d9c6680ab5e85d
 GATHERED = Path(__file__).resolve().parents[1] / "data" / "photos"
 
 
+def test_the_rendering_path_is_pinned_and_installed():
+    """The releases that render the frozen sets are pinned exactly, in one extra that `export` and `test` both
+    take, and the README's install gives exactly those (else the frozen digests below cannot hold)."""
+    extras = tomllib.loads(data.PYPROJECT.read_text())["project"]["optional-dependencies"]
+    assert {"opencv-python-headless", "numpy", "pillow"} <= set(data.rendering_pins())
+    assert all("strcnn-sdk[render]" in extras[name] for name in ("export", "test"))
+    assert data.rendering_mismatches() == []
+
+
+def test_an_unpinned_release_is_named(monkeypatch):
+    monkeypatch.setattr(data, "rendering_pins", lambda: {"numpy": "0.0.1", "opencv-python-headless": "5.0.0.93"})
+    assert data.rendering_mismatches() == [f"numpy {np.__version__} (pinned 0.0.1)"]
+
+
 def test_evaluation_sets_are_frozen_bit_for_bit(photos):
+    assert not data.rendering_mismatches(), "not the pinned rendering path: install the project's `export` extra"
     assert clips_sha256(data.test_clips()) == FROZEN["test"]
     assert clips_sha256(data.validation_clips(photos)) == FROZEN["validation of the stand-in photographs"]
     if (GATHERED / "manifest.json").is_file():  # a clone with the gathered photographs
