@@ -74,6 +74,10 @@ class BlurSettings:
     tremor_share: float = 0.5
     # clips whose shutter is open 10% to 50% of the frame interval; the others 50% to 100%
     short_shutter_share: float = 0.45
+    # clips whose whole scene is soft (out of focus, or a soft photograph): a Gaussian of sigma `defocus` output px
+    # on every sub-frame, target included, so that softness alone is not taken for motion blur
+    defocus_share: float = 0.0
+    defocus: tuple[float, float] = (0.5, 2.5)
 
 
 TRAIN_SETTINGS = BlurSettings()
@@ -197,6 +201,7 @@ class Scene:
     read: float
     blur_px: float  # mean travel of the window's centre during one exposure, output px
     origin: tuple[int, int]  # the window's top-left corner on the canvas, (y, x)
+    defocus: float = 0.0  # sigma of the scene's own softness, output px (0: as sharp as its photograph)
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -330,6 +335,8 @@ def plan(rng: np.random.Generator, sources: Sources, frames: int, size: tuple[in
     noisy = rng.random() >= settings.clean_share
     shot = _log_uniform(rng, *settings.shot_noise) if noisy else 0.0
     read = _log_uniform(rng, *settings.read_noise) if noisy else 0.0
+    soft = bool(settings.defocus_share) and rng.random() < settings.defocus_share
+    defocus = _log_uniform(rng, *settings.defocus) if soft else 0.0
 
     # the window: centred on the focus point, kept inside the covered view where it fits
     limit = np.maximum(view[::-1] - np.array([width, height]), 0) / 2
@@ -343,7 +350,7 @@ def plan(rng: np.random.Generator, sources: Sources, frames: int, size: tuple[in
     ends = np.stack([background[:, 0] @ centre_out, background[:, -1] @ centre_out])
     blur_px = float(np.linalg.norm(ends[1] - ends[0], axis=-1).mean() / scale)
     return Scene(source, (height, width), tau, period, tremor, background, sprites, sprite_maps, gains, shot, read, blur_px,
-                 (int(origin[1]), int(origin[0])))
+                 (int(origin[1]), int(origin[0])), defocus)
 
 
 def _expose(linear, gains, shot: float, read: float, noise):
@@ -377,6 +384,8 @@ def render(scene: Scene, sources: Sources, rng: np.random.Generator) -> tuple[np
         stack = [subframe(n, j) for j in range(scene.tau)]
         mean.append(np.mean(stack, axis=0, dtype=np.float64).astype(np.float32))  # exact for a still scene
         centre.append(stack[scene.tau // 2])
+    if scene.defocus:  # linear: blurring the mean of the sub-frames is the mean of the blurred sub-frames
+        mean, centre = ([cv2.GaussianBlur(x, (0, 0), scene.defocus) for x in xs] for xs in (mean, centre))
     gains = scene.gains[:, None, None, None]
     noise = rng.normal(size=(len(gains), height, width, 3)).astype(np.float32)
     blurry = _expose(np.stack(mean), gains, scene.shot, scene.read, noise)
@@ -488,6 +497,11 @@ def _render_run(scenes: Sequence[Scene], sources: Sources, device, generator) ->
     centres = (starts[:-1, None] + np.arange(frames) * taus[:, None] + taus[:, None] // 2).reshape(-1)
     centre = sub[torch.from_numpy(centres).to(device)]
 
+    for n, scene in enumerate(scenes):
+        if scene.defocus:
+            at = slice(n * frames, (n + 1) * frames)
+            mean[at], centre[at] = _gaussian_torch(mean[at], scene.defocus), _gaussian_torch(centre[at], scene.defocus)
+
     def per_frame(values: np.ndarray):
         return torch.from_numpy(np.asarray(values, np.float32).reshape(-1)).to(device)[:, None, None, None]
 
@@ -497,6 +511,20 @@ def _render_run(scenes: Sequence[Scene], sources: Sources, device, generator) ->
     blurry = _expose(mean, gains, shot, read, noise)
     sharp = _expose(centre, gains, 0.0, 0.0, None)
     return tuple(_to_8bit(x).reshape(len(scenes), frames, *x.shape[1:]) for x in (blurry, sharp))
+
+
+def _gaussian_torch(x, sigma: float):
+    """OpenCV's ``GaussianBlur(x, (0, 0), sigma)`` of float images [N, C, H, W] in torch: the same kernel (size
+    8 sigma + 1, odd) and border (mirrored without repeating the edge)."""
+    import torch
+    from torch.nn.functional import conv2d, pad
+
+    size = int(round(sigma * 8 + 1)) | 1
+    kernel = torch.from_numpy(cv2.getGaussianKernel(size, sigma, cv2.CV_32F)[:, 0]).to(x.device)
+    channels, r = x.shape[1], size // 2
+    x = pad(x, (r, r, r, r), mode="reflect")
+    x = conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, size), groups=channels)
+    return conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, size, 1), groups=channels)
 
 
 def _to_8bit(linear):

@@ -5,15 +5,17 @@ Presets: ``paper`` is Section 5.3 (lr 1e-4 decaying by 0.96 every 10k steps, bat
 learning rate after a 300-step warm-up); ``gpu`` fills a data-centre GPU (batch 48 of 13-frame 128x128 clips).
 Any preset value can be overridden. Every preset optimises with AdamW (decoupled weight decay, see
 `make_optimizer`): the paper's Adam with an L2 term kills this network's ReLU units (docs/TRAINING.md).
-``--loss`` trains with MSE (the paper's), L1 or Charbonnier; ``--ema D`` keeps a moving average of the weights
+``--loss`` trains with MSE (the paper's), L1 or Charbonnier, and ``--harm W`` adds a charge on every pixel the
+output moves further from the target than its input; ``--ema D`` keeps a moving average of the weights
 (decay D), which is then what is evaluated, saved as the checkpoints' ``state_dict`` and exported, while the
-trained weights travel beside it for resuming; both options can change on resume.
+trained weights travel beside it for resuming; these options can change on resume.
 
 Training clips are rendered from the gathered photographs (``python -m export.photos data/photos``; its
 validation split is never trained on) plus any ``--images DIR``. Batch k depends only on (seed, k), so a resumed
 run sees exactly the data an uninterrupted one would. The run writes ``OUT/last.pt`` every few minutes (model,
-optimizer, step, recipe), ``OUT/best.pt`` whenever the validation gain improves while the do-no-harm checks hold,
-and ``OUT/log.txt`` with the validation and test figures. ``--resume`` continues from ``OUT/last.pt`` with the
+optimizer, step, recipe), ``OUT/best.pt`` whenever the validation gain improves among the checkpoints that pass
+the shipping rule against ``--shipped`` (`strcnn_sdk.metrics.ships`), and ``OUT/log.txt`` with the validation and
+test figures (fp32) and that rule's verdict. ``--resume`` continues from ``OUT/last.pt`` with the
 recipe stored in it (options given on the command line override it; a checkpoint of another optimiser is
 refused); ``--resume-from FILE`` continues from
 another checkpoint, writing into OUT (a GPU leg writes into the folder that comes back); ``--init FILE`` starts a
@@ -39,14 +41,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from strcnn_sdk.metrics import clip_row, describe, summarize
+from strcnn_sdk.metrics import clip_row, describe, ships, summarize
 from strcnn_sdk.system import cpu_flags
 
 from .data import (TRAIN_SETTINGS, Scene, Sources, gopro_batches, plan_batch, render_batch, rendering_mismatches,
                    test_clips, validation_clips)
 from .health import Firing, census
 from .model import STRCNN, VARIANTS
-from .onnx import save_torch
+from .onnx import load_checkpoint, save_torch
 
 PRESETS = {
     "paper": dict(batch=8, frames=13, patch=128, lr=1e-4, decay_every=10_000, decay_rate=0.96, steps=300_000,
@@ -57,11 +59,13 @@ PRESETS = {
                 warmup=300),
 }
 # The share of training clips whose camera is still, whose blur is mild (under 3 px): the do-no-harm part; whose
-# camera trembles, and whose shutter is open under half the frame interval.
-SHARES = {k: getattr(TRAIN_SETTINGS, k) for k in ("still_share", "mild_share", "tremor_share", "short_shutter_share")}
+# camera trembles, whose shutter is open under half the frame interval, and whose scene is soft.
+SHARES = {k: getattr(TRAIN_SETTINGS, k)
+          for k in ("still_share", "mild_share", "tremor_share", "short_shutter_share", "defocus_share")}
 # Options every preset shares, and the value a checkpoint older than the option had: the training loss on the
-# restored frames, and the decay of the weights' exponential moving average (0: none; see `Averaged`).
-OPTIONS = {"loss": "mse", "ema": 0.0}
+# restored frames, the decay of the weights' exponential moving average (0: none; see `Averaged`), and the weight
+# of the harm term (0: none; see `train_step`).
+OPTIONS = {"loss": "mse", "ema": 0.0, "harm": 0.0}
 # What a run is, beside the model's constructor arguments: stored in every checkpoint and restored on resume.
 RECIPE = (*PRESETS["paper"], *SHARES, *OPTIONS, "data", "synthesis", "precision", "seed", "device", "weight_decay")
 PER_DEVICE = ("synthesis", "precision")  # chosen again when a run moves to another kind of device
@@ -70,6 +74,7 @@ OPTIMIZER = "adamw"  # stored in the recipe; a checkpoint of another optimiser d
 # 10k steps keeps 95% of its weights; over the cpu preset's whole decaying schedule (sum of lr about 19) an
 # unused weight keeps 83%. Data are endless here, so decay only keeps weights bounded (docs/TRAINING.md).
 WEIGHT_DECAY = 1e-2
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "strcnn_dtb.pt"  # the model a checkpoint must beat
 
 
 class Batches(torch.utils.data.IterableDataset):
@@ -154,15 +159,20 @@ LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier}  # the
 
 
 def train_step(model: STRCNN, optimizer: torch.optim.Optimizer, blurry: torch.Tensor, sharp: torch.Tensor,
-               precision: str, loss: str = "mse") -> tuple[float, float]:
+               precision: str, loss: str = "mse", harm: float = 0.0) -> tuple[float, float]:
     """One optimizer step on a batch [N, T, 3, H, W] with loss `loss` (a key of LOSSES) on the T-2m restored
-    frames; returns that loss and the frames' MSE (what the log's PSNR is of, whatever the loss)."""
+    frames, plus `harm` times the mean of max(0, (output - target)^2 - (input - target)^2): a charge on every
+    pixel the output moves further from the target than the blurry input was. Returns that loss and the
+    frames' MSE (what the log's PSNR is of, whatever the loss)."""
     if precision == "bf16":
         blurry = blurry.contiguous(memory_format=torch.contiguous_format)
     with autocast(blurry.device, precision):
         out, _ = model.run(blurry)
-    out, target = out.float(), sharp[:, model.m:sharp.shape[1] - model.m]
+    window = slice(model.m, sharp.shape[1] - model.m)
+    out, target = out.float(), sharp[:, window]
     value = LOSSES[loss](out, target)
+    if harm:
+        value = value + harm * F.relu((out - target) ** 2 - (blurry[:, window] - target) ** 2).mean()
     optimizer.zero_grad(set_to_none=True)
     value.backward()
     optimizer.step()
@@ -270,6 +280,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--loss", choices=LOSSES, help="training loss (default: mse, as in the paper)")
     parser.add_argument("--ema", type=float, help="decay of the weights' moving average that is evaluated, saved "
                         "and exported, e.g. 0.999 (default: 0, none)")
+    parser.add_argument("--harm", type=float, help="weight of a term that charges each pixel the output moves "
+                        "further from the target than the input (default: 0, none)")
+    parser.add_argument("--shipped", type=Path, default=SHIPPED,
+                        help="checkpoint of the shipped model, the bar a checkpoint must pass to be saved as best.pt")
     parser.add_argument("--minutes", type=float, help="wall-clock budget of this run")
     parser.add_argument("--data", help="'synthetic' (default), or the root of a GoPro-layout dataset")
     parser.add_argument("--photos", type=Path, default=Path("data/photos"),
@@ -395,22 +409,29 @@ def main(argv: list[str] | None = None) -> None:
             data.update(training_state_dict=weights(model), ema_updates=averaged.updates)
         return data
 
+    # the bar of the shipping rule: the shipped model on the same validation clips, in fp32 as every evaluation
+    bar = evaluate(load_checkpoint(args.shipped).to(device), validation, device, "fp32")
+    log(f"shipped model ({args.shipped}) validation {describe(bar)}")
+
     def report() -> None:
         nonlocal best
         hours = f"{elapsed / 3600:.3f} h"
+        began = time.perf_counter()
         with Firing(evaluated) as firing:  # silent channels: those that never fire on the validation clips
-            figures = {"validation": evaluate(evaluated, validation, device, precision)}
+            figures = {"validation": evaluate(evaluated, validation, device, "fp32")}
         if averaged:  # what the average adds, on the same run
-            figures["validation (training weights)"] = evaluate(model, validation, device, precision)
+            figures["validation (training weights)"] = evaluate(model, validation, device, "fp32")
         if test:
-            figures["test"] = evaluate(evaluated, test, device, precision)
+            figures["test"] = evaluate(evaluated, test, device, "fp32")
         health = census(evaluated, firing).describe()
         for name, summary in figures.items():
             log(f"step {step} {hours} {name} {describe(summary)}; {health}")
-        if figures["validation"]["no_harm"] and figures["validation"]["gain"] > best:
+        shipping, why = ships(figures["validation"], bar)
+        log(f"step {step} {hours} shipping rule: {why} (evaluation {time.perf_counter() - began:.0f} s)")
+        if shipping and figures["validation"]["gain"] > best:
             best = figures["validation"]["gain"]
             save_torch(args.out / "best.pt", checkpoint())
-            log(f"step {step} best validation gain so far: saved best.pt")
+            log(f"step {step} best shipping validation gain so far: saved best.pt")
 
     if not test:
         log(f"the test set cannot be rendered here ({missing}); it is reported when the run moves on")
@@ -435,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
         t1 = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = lr_at(recipe, step)
-        loss, mse = train_step(model, optimizer, blurry, sharp, precision, recipe["loss"])
+        loss, mse = train_step(model, optimizer, blurry, sharp, precision, recipe["loss"], recipe["harm"])
         if averaged:
             averaged.update(model)
         step += 1

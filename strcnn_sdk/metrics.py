@@ -80,6 +80,37 @@ def summarize(rows: list[dict]) -> dict:
             "categories": categories, "worst": worst, "harm": harm, "no_harm": not harm}
 
 
+def harm_figures(summary: dict) -> dict[str, float | None]:
+    """The do-no-harm rule's three figures of a `summarize` result, each better when higher: the mild clips' mean
+    gain, the worst clip's gain and the lowest near-sharp output (None where the set has no such clips)."""
+    return {"mild": summary["categories"].get("mild"), "worst clip": summary["worst"] and summary["worst"][1],
+            "near-sharp": summary["sharp_psnr"]}
+
+
+def ships(candidate: dict, shipped: dict) -> tuple[bool, str]:
+    """The shipping rule, on `summarize` results of the same set (validation, fp32): a candidate ships when its
+    gain beats the shipped model's and either the do-no-harm rule holds or it is no worse than the shipped model
+    on each of the rule's figures (`harm_figures`, each compared up to its line: 0 dB, -0.5 dB, 40 dB), so that a
+    better model may replace one that also fails the rule, keeping its QualityWarning. Returns the verdict and why, in words."""
+    gain, bar = candidate["gain"], shipped["gain"]
+    if gain is None or bar is None:
+        return False, "no clips below the near-sharp line to compare gains on"
+    if gain <= bar:
+        return False, f"does not ship: gain {gain:+.3f} dB is not above the shipped model's {bar:+.3f} dB"
+    if candidate["no_harm"]:
+        return True, f"ships: gain {gain:+.3f} dB beats the shipped model's {bar:+.3f} dB and do-no-harm holds"
+    ours, theirs = harm_figures(candidate), harm_figures(shipped)
+    # a figure on the safe side of its line is as good as any other there
+    line = {"mild": 0.0, "worst clip": -CLIP_LOSS_DB, "near-sharp": SHARP_PSNR_DB}
+    worse = [f"{k} {ours[k]:+.3f} against {theirs[k]:+.3f}" for k in ours
+             if ours[k] is not None and theirs[k] is not None and min(ours[k], line[k]) < min(theirs[k], line[k])]
+    if worse:
+        return False, f"does not ship: gain {gain:+.3f} dB beats {bar:+.3f} dB, but do-no-harm fails and it is " \
+                      f"worse than the shipped model on {', '.join(worse)}"
+    return True, f"ships with its QualityWarning: gain {gain:+.3f} dB beats the shipped model's {bar:+.3f} dB and " \
+                 "it is no worse on any do-no-harm figure, though the rule fails"
+
+
 def describe(summary: dict) -> str:
     """A summary in one line, as the training log and `strcnn eval` print it."""
     parts = [f"gain {summary['gain']:+.3f} dB over {summary['blurred_clips']} clips below {SHARP_PSNR_DB:.0f} dB"

@@ -112,6 +112,24 @@ def test_torch_renderer_matches_numpy(sources):
         assert np.abs(a.astype(int) - b).mean() < 1.0 and clip_psnr(a, b) > 40
 
 
+def test_a_soft_scene_softens_input_and_target_alike_in_both_renderers(sources):
+    """Defocus is part of the scene: the same Gaussian on every sub-frame, so the target loses detail as the input
+    does (the network must keep softness, not sharpen it), and both renderers agree to a level."""
+    soft = dataclasses.replace(CLEAN, defocus_share=1.0, still_share=1.0)
+    scene = data.plan(np.random.default_rng(2), sources, 3, (48, 64), soft)
+    assert soft.defocus[0] <= scene.defocus <= soft.defocus[1]
+    scene = dataclasses.replace(scene, defocus=2.0)  # the stand-in photographs are smooth but for their stripes
+    detail = lambda x: np.abs(np.diff(x.astype(float), 2, axis=2)).mean()  # curvature: what blur takes  # noqa: E731
+    sharp_scene = data.render(dataclasses.replace(scene, defocus=0.0), sources, np.random.default_rng(0))
+    ours = data.render(scene, sources, np.random.default_rng(0))
+    assert np.array_equal(*ours)  # a still, clean soft scene is still its own target
+    assert detail(ours[1]) < 0.9 * detail(sharp_scene[1])
+    theirs = data.render_torch([scene], sources, "cpu", torch.Generator().manual_seed(0))
+    for a, b in zip(ours, theirs):
+        assert np.abs(a.astype(int) - (b[0] * 255).round().byte().permute(0, 2, 3, 1).numpy()).max() <= 1
+    assert all(data.plan(data.batch_rng(0, k), sources, 3, (16, 16)).defocus == 0 for k in range(20))  # share 0
+
+
 def test_training_batches_depend_only_on_seed_and_step(sources):
     a = data.synthetic_batch(sources, 0, 7, 2, 3, (16, 16))
     b = data.synthetic_batch(sources, 0, 7, 2, 3, (16, 16))

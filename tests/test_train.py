@@ -22,7 +22,8 @@ from export.compare import judge, main as compare_main  # noqa: E402
 from export.curve import draw, read_log  # noqa: E402
 from export.health import Firing, census, dead_channels  # noqa: E402
 from export.model import STRCNN  # noqa: E402
-from export.onnx import load_checkpoint  # noqa: E402
+from export import train as train_module  # noqa: E402
+from export.onnx import load_checkpoint, save_torch  # noqa: E402
 from export.train import (LOSSES, WEIGHT_DECAY, Averaged, charbonnier, main as train_main,  # noqa: E402
                           make_optimizer, train_step)
 from strcnn_sdk import Deblurrer, UntrainedModelWarning  # noqa: E402
@@ -38,6 +39,18 @@ def tiny(photos, out) -> list[str]:
     return [*TINY, "--photos", str(photos), "--out", str(out)]
 
 
+@pytest.fixture(autouse=True)
+def tiny_shipped_model(tmp_path_factory, monkeypatch):
+    """A width-8 checkpoint as the shipped model that runs measure themselves against (the real one is width 64)."""
+    path = tmp_path_factory.getbasetemp() / "shipped.pt"
+    if not path.is_file():
+        torch.manual_seed(1)
+        save_torch(path, {"config": STRCNN("dtb", m=1, width=8).config(),
+                          "state_dict": STRCNN("dtb", m=1, width=8).state_dict()})
+    monkeypatch.setattr(train_module, "SHIPPED", path)
+    return path
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 def test_a_fixed_batch_is_learned(photos, loss):
     """The optimiser really optimises, with every loss: 40 steps on one batch halve its MSE."""
@@ -47,6 +60,27 @@ def test_a_fixed_batch_is_learned(photos, loss):
     blurry, sharp = data.synthetic_batch(data.Sources.folder(photos, "train"), 0, 0, 2, 4, (24, 24))
     mse = [train_step(model, optimizer, blurry, sharp, "fp32", loss)[1] for _ in range(40)]
     assert mse[-1] < 0.5 * mse[0], mse
+
+
+def test_the_harm_term_charges_only_pixels_made_worse_than_the_input(photos):
+    """An identity network (the residual start) harms nothing, so the term adds 0; a network that moves every
+    pixel away from its input pays for the pixels it moves away from the target."""
+    torch.manual_seed(0)
+    model = STRCNN("dtb", m=1, width=8)
+    torch.nn.init.zeros_(model.out_conv.weight)
+    torch.nn.init.zeros_(model.out_conv.bias)
+    blurry, sharp = data.synthetic_batch(data.Sources.folder(photos, "train"), 0, 0, 2, 4, (16, 16))
+
+    def losses(harm: float) -> float:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # measure without moving the weights
+        return train_step(model, optimizer, blurry, sharp, "fp32", "mse", harm)[0]
+
+    assert losses(10.0) == losses(0.0)
+    with torch.no_grad():
+        model.out_conv.bias.fill_(0.2)  # every output 0.2 brighter than its input
+    out, target, given = blurry[:, 1:3] + 0.2, sharp[:, 1:3], blurry[:, 1:3]
+    expected = torch.relu((out - target) ** 2 - (given - target) ** 2).mean().item()
+    assert expected > 0 and losses(10.0) - losses(0.0) == pytest.approx(10 * expected, rel=1e-4)
 
 
 def test_charbonnier_is_l1_with_a_rounded_minimum():
@@ -142,6 +176,10 @@ def test_train_resume_export_and_run(photos, tmp_path):
     log = (out / "log.txt").read_text()
     assert "start step 2" in log and "validation gain" in log and "test gain" in log and "data" in log
     assert log.count("health: dead channels") == 4  # on each evaluation line: validation and test, twice
+    assert "shipped model (" in log and log.count("shipping rule: ") == 2
+    shipping = [line for line in log.splitlines() if "shipping rule: " in line]
+    assert all(line.split("rule: ")[1].startswith(("ships", "does not ship")) for line in shipping)
+    assert (out / "best.pt").exists() == any("rule: ships" in line for line in shipping)
     legs, figures = read_log(out / "log.txt")
     assert [leg["device"] for leg in legs] == ["cpu", "cpu"] and legs[1]["hours"] >= legs[0]["hours"] == 0
     assert len(figures["validation"]) == len(figures["test"]) == len(figures["dead"]) == log.count(" h validation gain") == 2
