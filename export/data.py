@@ -89,6 +89,8 @@ def _frozen(**settings) -> BlurSettings:
     return BlurSettings(flash_share=0.0, tremor_share=0.0, short_shutter_share=0.0, **settings)
 
 
+VALIDATION_KINDS = ("still", "mild", "moderate", "mild", "strong", "moderate")  # each validation photograph's clips
+
 # The evaluation sets' categories, from sharp to strongly blurred.
 CATEGORIES = {
     "still": _frozen(still_share=1.0, objects=(0, 0), clean_share=1.0, exposure=(1.0, 1.0)),
@@ -576,13 +578,14 @@ def synthetic_batch(sources: Sources, seed: int, step: int, batch: int, frames: 
     return render_batch(*plan_batch(sources, seed, step, batch, frames, size, settings), sources, renderer, device)
 
 
-def eval_clips(sources: Sources, seed: int, clips_per_source: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """A frozen evaluation set: (name, blurry, sharp) clips of EVAL_FRAMES x EVAL_SIZE, cycling through
-    `CATEGORIES` (the name starts with the category), the same on every call and, under the pinned rendering path
+def eval_clips(sources: Sources, seed: int, clips_per_source: int, kinds: Sequence[str] = tuple(CATEGORIES)
+               ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """A frozen evaluation set: (name, blurry, sharp) clips of EVAL_FRAMES x EVAL_SIZE, cycling through `kinds`
+    (keys of `CATEGORIES`; the name starts with the category), the same on every call and, under the pinned rendering path
     (`rendering_pins`), in every clone."""
     warn_unpinned_rendering()
     rng = np.random.default_rng(seed)
-    clips, kinds = [], list(CATEGORIES)
+    clips = []
     for i in range(len(sources) * clips_per_source):
         kind = kinds[i % len(kinds)]
         source = i // clips_per_source
@@ -628,8 +631,9 @@ def test_clips() -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 @functools.cache
 def validation_clips(photos: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """The validation set: 4 clips (one per category) from each held-out gathered photograph."""
-    return eval_clips(Sources.folder(photos, "validation"), VALIDATION_SEED, len(CATEGORIES))
+    """The validation set: `VALIDATION_KINDS` from each held-out gathered photograph (two mild clips each: where
+    a model does harm)."""
+    return eval_clips(Sources.folder(photos, "validation"), VALIDATION_SEED, len(VALIDATION_KINDS), VALIDATION_KINDS)
 
 
 def write_gopro_layout(root: Path, clips: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
