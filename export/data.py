@@ -581,8 +581,8 @@ def synthetic_batch(sources: Sources, seed: int, step: int, batch: int, frames: 
 def eval_clips(sources: Sources, seed: int, clips_per_source: int, kinds: Sequence[str] = tuple(CATEGORIES)
                ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """A frozen evaluation set: (name, blurry, sharp) clips of EVAL_FRAMES x EVAL_SIZE, cycling through `kinds`
-    (keys of `CATEGORIES`; the name starts with the category), the same on every call and, under the pinned rendering path
-    (`rendering_pins`), in every clone."""
+    (keys of `CATEGORIES`; the name starts with the category), the same on every call and, under the pinned
+    rendering path (`rendering_pins`), in every clone."""
     warn_unpinned_rendering()
     rng = np.random.default_rng(seed)
     clips = []

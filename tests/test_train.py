@@ -45,8 +45,8 @@ def tiny_shipped_model(tmp_path_factory, monkeypatch):
     path = tmp_path_factory.getbasetemp() / "shipped.pt"
     if not path.is_file():
         torch.manual_seed(1)
-        save_torch(path, {"config": STRCNN("dtb", m=1, width=8).config(),
-                          "state_dict": STRCNN("dtb", m=1, width=8).state_dict()})
+        model = STRCNN("dtb", m=1, width=8)
+        save_torch(path, {"config": model.config(), "state_dict": model.state_dict()})
     monkeypatch.setattr(train_module, "SHIPPED", path)
     return path
 
