@@ -4,7 +4,12 @@ worst clip, how many of the three hold do-no-harm, the silent channels, and the 
 used to choose). A run with a moving average of its weights (``--ema``) gets a second row for its trained
 weights, from the same evaluations.
 
+With ``--hours STEP`` runs compare at equal training time instead, as runs of different cost per step must (a
+narrower network, another device): each run's validation gain every STEP hours, interpolated between its
+evaluations (training hours leave evaluation time out).
+
     python -m export.compare runs/arms/*/log.txt
+    python -m export.compare --hours 0.25 runs/width/*/log.txt
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-LINE = re.compile(r"step (\d+) [\d.]+ h (validation|validation \(training weights\)|test) gain ([+-][\d.]+) dB")
+LINE = re.compile(r"step (\d+) ([\d.]+) h (validation|validation \(training weights\)|test) gain ([+-][\d.]+) dB")
 CATEGORY = re.compile(r"\b(mild|moderate|strong) ([+-][\d.]+)")
 WORST = re.compile(r"worst clip ([+-][\d.]+)")
 SILENT = re.compile(r"silent ([\d.]+)%")
@@ -27,10 +32,10 @@ def evaluations(log: Path) -> dict[str, dict[int, dict]]:
     found: dict[str, dict[int, dict]] = {}
     for line in Path(log).read_text().splitlines():
         if match := LINE.search(line):
-            step, kind, gain = match.groups()
+            step, hours, kind, gain = match.groups()
             silent, worst = SILENT.search(line), WORST.search(line)
             found.setdefault(kind, {})[int(step)] = {
-                "gain": float(gain), "worst": float(worst.group(1)) if worst else None,
+                "hours": float(hours), "gain": float(gain), "worst": float(worst.group(1)) if worst else None,
                 "no_harm": "do-no-harm holds" in line, "silent": float(silent.group(1)) if silent else None,
                 **{k: float(v) for k, v in CATEGORY.findall(line)}}
     return found
@@ -59,6 +64,38 @@ def judge(log: Path) -> list[dict]:
     return rows
 
 
+def at_hours(log: Path, marks: list[float]) -> list[float | None]:
+    """A run's validation gain at each mark of training hours, interpolated linearly between the evaluations on
+    either side of it (None before the first evaluation or after the last)."""
+    points = sorted((f["hours"], f["gain"]) for f in evaluations(log).get("validation", {}).values())
+    gains: list[float | None] = []
+    for mark in marks:
+        pairs = [(a, b) for a, b in zip(points, points[1:]) if a[0] <= mark <= b[0]]
+        if not pairs:
+            gains.append(points[0][1] if points and points[0][0] == mark else None)
+            continue
+        (h0, g0), (h1, g1) = pairs[0]
+        gains.append(g0 if h1 == h0 else g0 + (g1 - g0) * (mark - h0) / (h1 - h0))
+    return gains
+
+
+def hours_table(logs: list[Path], every: float) -> str:
+    """Runs' validation gains at equal training hours as a Markdown table: a column every `every` hours up to the
+    longest run's last evaluation, the steps each run took to its last evaluation beside them."""
+    last = {log: max(evaluations(log).get("validation", {}).items(), key=lambda kv: kv[1]["hours"], default=None)
+            for log in logs}
+    longest = max((v[1]["hours"] for v in last.values() if v), default=0.0)
+    marks = [every * k for k in range(1, int(longest / every + 1e-9) + 1)]
+    if not marks:
+        raise ValueError(f"no run has a validation evaluation after {every:g} training hours")
+    out = ["| run | " + " | ".join(f"{m:g} h" for m in marks) + " | last evaluation |", "|" + "---|" * (len(marks) + 2)]
+    for log in logs:
+        gains = " | ".join("-" if g is None else f"{g:+.3f}" for g in at_hours(log, marks))
+        end = "-" if last[log] is None else f"step {last[log][0]:,}, {last[log][1]['hours']:.2f} h"
+        out.append(f"| {Path(log).parent.name} | {gains} | {end} |")
+    return "\n".join(out)
+
+
 def table(rows: list[dict]) -> str:
     """Rows as a Markdown table, best validation gain first."""
     out = ["| run | steps judged | validation gain, mean (range) | mild | moderate | strong | worst clip | "
@@ -76,7 +113,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m export.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logs", type=Path, nargs="+", help="training logs (OUT/log.txt)")
+    parser.add_argument("--hours", type=float, metavar="STEP", help="compare validation gains at equal training "
+                        "hours, every STEP hours")
     args = parser.parse_args(argv)
+    if args.hours is not None:
+        if args.hours <= 0:
+            raise SystemExit("--hours takes a positive step, such as 0.25")
+        try:
+            print(hours_table(args.logs, args.hours))
+        except (OSError, ValueError) as e:
+            raise SystemExit(str(e)) from None
+        return
     rows = []
     for log in args.logs:
         try:

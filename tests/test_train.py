@@ -1,6 +1,7 @@
 """Training learns, runs, resumes exactly, keeps its recipe, runs where PyAV is absent, and its checkpoint exports
 to a model the runtime loads."""
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ pytest.importorskip("skimage")
 
 from export import data  # noqa: E402
 from export.__main__ import main as export_main  # noqa: E402
-from export.compare import judge, main as compare_main  # noqa: E402
+from export.compare import at_hours, judge, main as compare_main  # noqa: E402
 from export.curve import draw, read_log  # noqa: E402
 from export.health import Firing, census, dead_channels  # noqa: E402
 from export.model import STRCNN  # noqa: E402
@@ -255,6 +256,49 @@ def test_the_average_is_what_is_evaluated_exported_and_compared(photos, tmp_path
         compare_main([str(tmp_path / "short" / "log.txt")])
     train_main([*tiny(photos, tmp_path / "short"), "--steps", "4", "--ema", "0.9", "--resume"])  # averaged later
     assert [r["run"] for r in judge(tmp_path / "short" / "log.txt")] == ["short"]
+
+
+def test_runs_compare_at_equal_training_hours(tmp_path, capsys):
+    """`export.compare --hours` reads each run's validation gain at equal training hours, interpolated between its
+    evaluations: a run of cheap steps and one of dear steps meet at the hours, not at the steps."""
+    logs = []
+    for name, points in (("narrow", [(1000, 0.5, 0.10), (2000, 1.0, 0.30)]), ("wide", [(400, 0.25, 0.0),
+                                                                                      (1200, 0.75, 0.40)])):
+        (tmp_path / name).mkdir()
+        logs.append(tmp_path / name / "log.txt")
+        logs[-1].write_text("".join(f"2026-12-04 10:00:00 step {step} {hours:.3f} h validation gain {gain:+.3f} dB, "
+                                    "mild +0.000, worst clip x +0.000 dB\n" for step, hours, gain in points))
+    assert at_hours(logs[0], [0.25, 0.5, 0.75, 1.0, 1.25]) == [None, 0.1, pytest.approx(0.2), 0.3, None]
+    assert at_hours(logs[1], [0.5]) == [pytest.approx(0.2)]
+    compare_main(["--hours", "0.5", *map(str, logs)])
+    printed = capsys.readouterr().out
+    assert "| run | 0.5 h | 1 h | last evaluation |" in printed
+    assert "| narrow | +0.100 | +0.300 | step 2,000, 1.00 h |" in printed and "| wide | +0.200 | - |" in printed
+    with pytest.raises(SystemExit, match="after 2 training hours"):
+        compare_main(["--hours", "2", str(logs[1])])
+
+
+def test_the_shipped_models_bar_is_scored_once_per_key(photos, tmp_path):
+    """The shipping rule's bar is kept in the run folder: a start with the same checkpoint, clips, device and torch
+    reads it back (figures planted in it show in the log); a start with another key scores the model again. With
+    --no-test the run is evaluated on validation alone."""
+    out = tmp_path / "run"
+    train_main([*tiny(photos, out), "--steps", "1", "--no-test"])
+    assert " h validation gain" in (out / "log.txt").read_text() and " h test " not in (out / "log.txt").read_text()
+    cache = out / "shipped-bar.json"
+    kept = json.loads(cache.read_text())
+    scored = kept["figures"]["gain"]
+    kept["figures"]["gain"] = 9.875
+    cache.write_text(json.dumps(kept))
+    train_main([*tiny(photos, out), "--steps", "2", "--resume"])
+    bar_lines = [line for line in (out / "log.txt").read_text().splitlines() if "shipped model (" in line]
+    assert "gain +9.875 dB" in bar_lines[-1]
+    kept["key"]["torch"] = "another release"
+    cache.write_text(json.dumps(kept))
+    train_main([*tiny(photos, out), "--steps", "3", "--resume"])
+    bar_lines = [line for line in (out / "log.txt").read_text().splitlines() if "shipped model (" in line]
+    assert f"gain {scored:+.3f} dB" in bar_lines[-1] and "9.875" not in bar_lines[-1]
+    assert json.loads(cache.read_text())["key"]["torch"] == torch.__version__
 
 
 def test_resume_keeps_the_recipe_unless_overridden(photos, tmp_path):
