@@ -21,7 +21,7 @@ import typer
 
 from . import __version__
 from .deblurrer import Deblurrer
-from .model import (_PROVIDER_NAMES, Model, UntrainedModelWarning, cuda_usable, nvidia_driver_present,
+from .model import (_PROVIDER_NAMES, Model, QualityWarning, UntrainedModelWarning, cuda_usable, nvidia_driver_present,
                     planned_model, shipped_model_path, show_onnxruntime_log)
 from .jobs import STATUSES
 from .metrics import describe_quality
@@ -150,7 +150,7 @@ def deblur(
         check_run(source, output, overwrite=force, reconnect=reconnect, realtime=realtime)  # before the model loads
         loaded = load_model(model, provider, threads, precision)
         _tile(tile, loaded)
-        with _warnings_as_lines(), _progress(quiet) as bar:
+        with _warnings_as_lines(quiet), _progress(quiet) as bar:
             def progress(done: int, total: int | None, through: int | None = None) -> None:
                 passed[0] = through or 0
                 bar(done, total, "" if through is None else f"{through} passed through")
@@ -197,13 +197,17 @@ def _catch_signals() -> list[int]:
 
 
 @contextmanager
-def _warnings_as_lines() -> Iterator[None]:
-    """Show warnings (a stream left out, a re-encoded track, HDR input) as one `strcnn: warning:` line each."""
+def _warnings_as_lines(quiet: bool = False) -> Iterator[None]:
+    """Show warnings (a stream left out, a re-encoded track, HDR input, the model's QualityWarning when it first
+    runs) as one `strcnn: warning:` line each; `quiet` (-q) silences the QualityWarning, as Python's warning
+    filters (PYTHONWARNINGS) do."""
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         typer.echo(f"strcnn: warning: {message}", err=True)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", MediaWarning)
+        if quiet:
+            warnings.simplefilter("ignore", QualityWarning)
         warnings.showwarning = show
         yield
 
@@ -299,7 +303,7 @@ def deblur_many(
     try:
         check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
                   gpus_per_worker=gpus_per_worker)  # before the model loads
-        with _warnings_as_lines(), _progress(quiet) as bar:
+        with _warnings_as_lines(quiet), _progress(quiet) as bar:
             loaded = model if ray else load_model(model, provider, threads, precision)
             if not ray:
                 _tile(tile, loaded)
@@ -423,26 +427,28 @@ def bench(
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
     show_onnxruntime_log(verbose)
     typer.echo(f"cpu: {cpu_flags()}; onnxruntime {ort.__version__}; rss {rss_mib():.0f} MiB")
-    if tiling:
-        first_precision = precisions.split(",")[0]
-        _bench_tiling(load_model(model, providers.split(",")[0], threads, first_precision), tiling_frames)
-        _bench_tiled_memory(model, threads)
-        return
-    if many:
-        _bench_many(model, threads, many, many_frames)
-        return
-    if live:
-        _bench_live(model, threads, [_parse_size(size) for size in sizes.split(",")], live_rate, live_frames, preset)
-        return
-    provider, precision = _bench_rows(model, threads, providers.split(","), precisions.split(","),
-                                      [_parse_size(size) for size in sizes.split(",")], runs)
-    if not (stream_steps or pipeline):
-        return
-    first = load_model(model, provider, threads, precision, warn=False)  # its warnings were printed above
-    if stream_steps:
-        _bench_memory(first, _parse_size(stream_size), stream_steps)
-    if pipeline:
-        _bench_pipeline(pipeline_source, pipeline_frames, preset, first, model_frames)
+    with _warnings_as_lines():  # a model's QualityWarning, when it first runs, as one line
+        if tiling:
+            first_precision = precisions.split(",")[0]
+            _bench_tiling(load_model(model, providers.split(",")[0], threads, first_precision), tiling_frames)
+            _bench_tiled_memory(model, threads)
+            return
+        if many:
+            _bench_many(model, threads, many, many_frames)
+            return
+        if live:
+            _bench_live(model, threads, [_parse_size(size) for size in sizes.split(",")], live_rate, live_frames,
+                        preset)
+            return
+        provider, precision = _bench_rows(model, threads, providers.split(","), precisions.split(","),
+                                          [_parse_size(size) for size in sizes.split(",")], runs)
+        if not (stream_steps or pipeline):
+            return
+        first = load_model(model, provider, threads, precision, warn=False)  # its warnings were printed above
+        if stream_steps:
+            _bench_memory(first, _parse_size(stream_size), stream_steps)
+        if pipeline:
+            _bench_pipeline(pipeline_source, pipeline_frames, preset, first, model_frames)
 
 
 def _moving_clip(frames: int, width: int, height: int, seed: int = 1):
@@ -720,7 +726,8 @@ def evaluate(
 
     loaded = load_model(model, provider, threads, precision)
     try:
-        rows = evaluate_folder(data, Deblurrer(loaded), ssim=ssim)
+        with _warnings_as_lines():
+            rows = evaluate_folder(data, Deblurrer(loaded), ssim=ssim)
     except (MediaError, ValueError, ImportError) as e:
         raise fail(str(e)) from None
     summary = summarize(rows)

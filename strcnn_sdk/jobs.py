@@ -93,7 +93,7 @@ def warnings_per_video() -> Iterator[None]:
 
     def collect(message, category, filename, lineno, file=None, line=None) -> None:
         notes = getattr(_current, "warnings", None)
-        if notes is None:
+        if notes is None or not issubclass(category, MediaWarning):  # e.g. the model's QualityWarning: the job's
             show(message, category, filename, lineno, file, line)
         else:
             notes.append(str(message))

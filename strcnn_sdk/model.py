@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import sys
+import threading
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .system import cpu_has_int8_dot
+from .system import caller_stacklevel, cpu_has_int8_dot
 
 FORMAT = "strcnn-onnx/1"
 INPUTS = ("frames", "F_in", "h_in")
@@ -35,8 +36,13 @@ class UntrainedModelWarning(UserWarning):
 
 
 class QualityWarning(UserWarning):
-    """The loaded model's own measurements (its sidecar's ``quality.test``) fail the do-no-harm rule: it makes some
-    footage worse, such as nearly sharp or mildly blurred video."""
+    """The model's own measurements (its sidecar's ``quality.test``) fail the do-no-harm rule: it makes some
+    footage worse, such as nearly sharp or mildly blurred video. Given once per process and model file, when the
+    model first runs (not when it loads), attributed to the caller's line; Python's warning filters silence it."""
+
+
+_QUALITY_WARNED: set[str] = set()  # the QualityWarnings given in this process
+_QUALITY_LOCK = threading.Lock()
 
 
 def shipped_model_path(precision: str = "fp32", provider: str = "CPUExecutionProvider") -> Path:
@@ -224,9 +230,10 @@ class Model:
             warnings.warn(f"{self.path.name} is UNTRAINED (random weights): it runs but does not deblur. "
                           f"Train one with `python -m export.train` and pass it as the model.",
                           UntrainedModelWarning, stacklevel=2)
-        elif (test := (self.meta.get("quality") or {}).get("test")) and not test.get("no_harm", True):
-            warnings.warn(f"{self.path.name} fails the do-no-harm rule on its test set ({'; '.join(test['harm'])}): "
-                          "it can make some footage worse; see its model card", QualityWarning, stacklevel=2)
+        self._quality_note = None  # a QualityWarning to give when the model first runs
+        if self.trained and (test := (self.meta.get("quality") or {}).get("test")) and not test.get("no_harm", True):
+            self._quality_note = (f"{self.path.name} fails the do-no-harm rule on its test set "
+                                  f"({'; '.join(test['harm'])}): it can make some footage worse; see its model card")
 
     def _open(self, path: Path, providers: list[tuple[str, dict[str, Any]]]) -> None:
         """Read and check the model file and its sidecar, and open the session."""
@@ -340,6 +347,8 @@ class Model:
         """
         if self.session is None:
             raise RuntimeError("this Model was closed")
+        if self._quality_note is not None:
+            self._warn_quality()
         binding = self.session.io_binding()
         binding.bind_cpu_input("frames", frames)
         binding.bind_ortvalue_input("F_in", state[0])
@@ -357,6 +366,15 @@ class Model:
         self.session.run_with_iobinding(binding)
         out, f, h = binding.get_outputs()
         return (out.numpy() if sharp is None else sharp), (next_state or (f, h))
+
+    def _warn_quality(self) -> None:
+        """Give this model's QualityWarning, unless this process has given it already."""
+        with _QUALITY_LOCK:
+            note, self._quality_note = self._quality_note, None
+            if note is None or note in _QUALITY_WARNED:
+                return
+            _QUALITY_WARNED.add(note)
+        warnings.warn(note, QualityWarning, stacklevel=caller_stacklevel())
 
     def __repr__(self) -> str:
         return (f"Model({str(self.path)!r}, variant={self.meta.get('variant')!r}, m={self.m}, "

@@ -1,10 +1,12 @@
-"""Facts about the machine printed beside every figure: the processor's relevant flags and resident memory."""
+"""Facts about the machine printed beside every figure (the processor's relevant flags, resident memory), and small
+helpers every module shares: atomic writes, timing, and warnings attributed to the caller's code."""
 
 from __future__ import annotations
 
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,3 +77,13 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def caller_stacklevel() -> int:
+    """The `warnings.warn` stacklevel, for the function that calls this, that names the first frame outside this
+    package: a warning points at the user's line, however deep inside the package it was raised."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -1,6 +1,10 @@
 """`strcnn deblur | info | bench | eval` on real files: containers, timing, colour, audio, errors, atomicity."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,6 +40,30 @@ def test_identity_round_trip_keeps_frames_timing_colour_and_audio(tmp_path):
     quality = psnr(frames_of(SAMPLE), frames_of(out))
     assert quality > 40, quality  # codec noise only, no colour shift
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_the_quality_warning_comes_once_when_a_model_runs_and_quiet_silences_it(tmp_path):
+    """A model whose own verdict fails warns in one line when it first runs; not in `strcnn info`, not before an
+    error about the input, not with -q, not under PYTHONWARNINGS=ignore."""
+    judged = tmp_path / "judged.onnx"
+    shutil.copy(IDENTITY, judged)
+    side = json.loads(Path(IDENTITY).with_suffix(".json").read_text())
+    test = {"gain_db": 0.1, "no_harm": False, "harm": ["mild clips lose 0.200 dB on average"]}
+    judged.with_suffix(".json").write_text(json.dumps(dict(side, trained=True, quality={"test": test})))
+
+    def stderr(*args: str, **env: str) -> str:
+        run = subprocess.run([sys.executable, "-m", "strcnn_sdk.cli", *map(str, args), "--model", str(judged)],
+                             capture_output=True, text=True, env={**os.environ, **env})
+        return run.stderr
+
+    deblur = ["deblur", SAMPLE, tmp_path / "out.mp4", "--frames", "3", "--force"]
+    said = [line for line in stderr(*deblur).splitlines() if "do-no-harm" in line]
+    assert len(said) == 1 and said[0].startswith("strcnn: warning: judged.onnx fails the do-no-harm rule"), said
+    assert "do-no-harm" not in stderr(*deblur, "-q")
+    assert "do-no-harm" not in stderr(*deblur, PYTHONWARNINGS="ignore")
+    assert "do-no-harm" not in stderr("info")
+    missing = stderr("deblur", tmp_path / "missing.mp4", tmp_path / "out2.mp4")
+    assert missing.strip().splitlines() == [f"strcnn: error: {tmp_path / 'missing.mp4'}: no such file or folder"]
 
 
 @pytest.mark.parametrize("rate", [Fraction(30000, 1001), Fraction(24)])

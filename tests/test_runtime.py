@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,22 +160,39 @@ def test_untrained_model_warns_and_cpu_console_stays_clean(tiny):
     assert ":onnxruntime" not in run.stderr  # no provider error or warning from ONNX Runtime's log
 
 
-def test_a_model_whose_own_verdict_fails_warns_in_one_line(tiny, tmp_path):
-    side = json.loads(tiny[0].with_suffix(".json").read_text())
+def judged_copy(tiny_path: Path, folder: Path, no_harm: bool) -> Path:
+    """The tiny model as a trained one whose sidecar states a test verdict (failing: the mild clips lose)."""
+    side = json.loads(tiny_path.with_suffix(".json").read_text())
     test = {"gain_db": 0.2, "clips": 16, "categories_db": {"mild": -0.2}, "worst_clip_db": -0.6, "near_sharp_clips": 8,
-            "near_sharp_min_db": 44.0, "no_harm": False, "harm": ["mild clips lose 0.200 dB on average"]}
+            "near_sharp_min_db": 44.0, "no_harm": no_harm, "harm": [] if no_harm else ["mild clips lose 0.200 dB on average"]}
+    path = folder / f"judged_{no_harm}.onnx"
+    shutil.copy(tiny_path, path)
+    path.with_suffix(".json").write_text(json.dumps(dict(side, trained=True, quality={"test": test})))
+    return path
+
+
+def test_a_model_whose_own_verdict_fails_warns_once_when_it_first_runs(tiny, tmp_path):
+    """The QualityWarning: nothing when the model loads, one line when it first runs, pointing at the caller's
+    line (not inside the package), and once per process and model file; a model whose verdict holds never warns."""
+    frames = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), np.uint8)
     for verdict in (False, True):
-        path = tmp_path / f"judged_{verdict}.onnx"
-        shutil.copy(tiny[0], path)
-        path.with_suffix(".json").write_text(json.dumps(dict(side, trained=True, quality={"test": dict(test, no_harm=verdict)})))
+        path = judged_copy(tiny[0], tmp_path, verdict)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            Model(path, providers="cpu")
-        found = [str(w.message) for w in caught if issubclass(w.category, QualityWarning)]
+            model = Model(path, providers="cpu")
+            assert not [w for w in caught if issubclass(w.category, QualityWarning)]  # loading is not using
+            deblurrer = Deblurrer(model)
+            pushed = [deblurrer.push(frame) for frame in frames]  # the line the warning must name
+            line = sys._getframe().f_lineno - 1
+            Deblurrer(Model(path, providers="cpu")).push(frames[0])  # the same file again: said already
+        found = [w for w in caught if issubclass(w.category, QualityWarning)]
+        assert any(out is not None for out in pushed)
         if verdict:
             assert not found
         else:
-            assert len(found) == 1 and "mild clips lose 0.200 dB on average" in found[0] and "\n" not in found[0]
+            assert len(found) == 1 and "mild clips lose 0.200 dB on average" in str(found[0].message)
+            assert "\n" not in str(found[0].message)
+            assert (found[0].filename, found[0].lineno) == (__file__, line)
 
 
 def test_shipped_sidecars_state_their_own_test_verdict_and_gopro_gain():
