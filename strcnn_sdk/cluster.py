@@ -37,7 +37,7 @@ def _worker(model: str | None, providers: str | Sequence, threads: int, precisio
                 self.error = f"the model could not be loaded on {os.uname().nodename}: {e}"
 
         def __call__(self, row: dict) -> dict:
-            task = Task(row["source"], row["output"])
+            task = Task(**row)
             if self.model is None:
                 result = Result(task.source, task.output, "failed", self.error)
             else:

@@ -10,7 +10,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -18,24 +18,27 @@ import av
 
 from .model import Model
 from .pipeline import Cancelled, deblur_video, output_record
-from .video import MediaError, MediaWarning, read_record
+from .video import TEXT_FILE, MediaError, MediaWarning, NotAVideo, is_text, read_record
 
 STATUSES = ("done", "skipped", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
 class Task:
-    """One video of a job: where it is read from and where its result goes."""
+    """One video of a job: where it is read from and where its result goes, and whether a folder or glob search
+    found it (then a file that is not a video after all is skipped, not failed: nobody named it)."""
 
     source: str
     output: str
+    searched: bool = field(default=False, compare=False)
 
 
 @dataclass
 class Result:
     """How one video of a job ended: "done" (written; `note` says why when an older output was replaced),
-    "skipped" (its output was already made with the same model and options), "failed" (`note` is the reason,
-    nothing written) or "cancelled" (the job was stopped first)."""
+    "skipped" (its output was already made with the same model and options, or a search found a file that is not
+    a video; `note` says which), "failed" (`note` is the reason, nothing written) or "cancelled" (the job was
+    stopped first)."""
 
     source: str
     output: str
@@ -117,6 +120,8 @@ def run_one(task: Task, model: Model, options: dict, force: bool = False,
                       tuple(_current.warnings))
 
     try:
+        if task.searched and is_text(task.source):  # passed over before its output's folder is made
+            raise NotAVideo(f"{task.source}: {TEXT_FILE}")
         if os.path.exists(task.output) and not force:
             before, now = read_record(task.output), output_record(task.output, model, **options)
             if before is None:
@@ -131,6 +136,9 @@ def run_one(task: Task, model: Model, options: dict, force: bool = False,
         return result("done", note, frames)
     except Cancelled:
         return result("cancelled", "stopped before it ended; nothing written")
+    except NotAVideo as e:
+        return result("skipped" if task.searched else "failed",
+                      f"{'not a video, passed over: ' if task.searched else ''}{str(e).splitlines()[0]}")
     except (MediaError, OSError) as e:
         return result("failed", str(e).splitlines()[0])
     except Exception as e:  # one bad video must not end the job: its reason goes into its row

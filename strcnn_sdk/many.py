@@ -22,13 +22,18 @@ from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, natural
 MANIFEST_SUFFIXES = (".txt", ".lst", ".list")
 # output containers kept from the input's name; any other input (.ts, .flv, .y4m, raw .h264 ...) becomes Matroska
 KEPT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+# folders of installed dependencies and caches, never searched for videos: a JavaScript project's node_modules holds
+# TypeScript's .mts files, which share the extension of AVCHD video
+PASSED_OVER = frozenset({"node_modules", "bower_components", "site-packages", "__pycache__"})
+
+
 def plan(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix: str = "",
          ext: str | None = None) -> list[Task]:
     """The videos of `inputs` and where each one's output goes, checked before anything runs.
 
     An input is a video file (its output is ``out/NAME``), a folder searched recursively for videos (one found at
-    ``IN/a/b/NAME`` goes to ``out/a/b/NAME``; hidden files and folders are passed over), a quoted glob (paths
-    kept below the glob's first wildcard), or a manifest (.txt, .lst or .list: one path a line, relative to the
+    ``IN/a/b/NAME`` goes to ``out/a/b/NAME``; hidden files and folders, and dependency folders such as
+    node_modules, are passed over), a quoted glob (paths kept below the glob's first wildcard), or a manifest (.txt, .lst or .list: one path a line, relative to the
     manifest's folder, blank lines and # comments ignored; each as a file given directly). Each output is named
     after its input, with `suffix` added to the stem and the extension `ext` (default: the input's for MP4, MOV,
     Matroska, WebM and AVI, else .mkv). Raises `MediaError` for a missing input, a folder or glob without videos,
@@ -39,30 +44,30 @@ def plan(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix:
         if ext.lower() in IMAGE_SUFFIXES or ext == ".":
             raise MediaError(f"--ext must be a video container such as .mp4 or .mkv, got {ext!r}")
     out = Path(out)
-    found: list[tuple[Path, Path]] = []  # (video, its path below the output folder)
+    found: list[tuple[Path, Path, bool]] = []  # (video, its path below the output folder, found by a search)
     roots: list[Path] = []
     for spec in map(os.fspath, inputs):
         path = Path(spec)
         if path.is_dir():
             roots.append(path)
-            videos = sorted((p for p in path.rglob("*") if _is_video(p, path)), key=natural)
+            videos = _videos_below(path)
             if not videos:
                 raise MediaError(f"{spec}: no videos ({', '.join(VIDEO_SUFFIXES[:6])} ...) found in this folder")
-            found += [(video, video.relative_to(path)) for video in videos]
+            found += [(video, video.relative_to(path), True) for video in videos]
         elif glob.has_magic(spec):
             root = _glob_root(spec)
             roots.append(root)
             videos = sorted((Path(p) for p in glob.glob(spec, recursive=True) if _is_video(Path(p), root)), key=natural)
             if not videos:
                 raise MediaError(f"{spec}: the pattern matches no videos")
-            found += [(video, video.relative_to(root)) for video in videos]
+            found += [(video, video.relative_to(root), True) for video in videos]
         elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
-            found += [(video, Path(video.name)) for video in _manifest(path)]
+            found += [(video, Path(video.name), False) for video in _manifest(path)]
         elif path.is_file():
-            found.append((path, Path(path.name)))
+            found.append((path, Path(path.name), False))
         else:
             raise MediaError(f"{spec}: no such file or folder")
-    for video, _ in found:
+    for video, _, _ in found:
         if video.suffix.lower() in IMAGE_SUFFIXES or video.is_dir():
             raise MediaError(f"{video}: {'a folder' if video.is_dir() else 'an image'} in a list of videos; "
                              f"deblur-many takes videos (a folder given on the command line is searched for them; "
@@ -75,7 +80,7 @@ def plan(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix:
             raise MediaError(f"{out}: the output folder is inside the input folder {root} (a second run would take "
                              f"the outputs for inputs); choose an output folder outside it")
     tasks, sources, outputs = [], {}, {}
-    for video, below in found:
+    for video, below, searched in found:
         name = below.stem + suffix + (ext or (below.suffix if below.suffix.lower() in KEPT_SUFFIXES else ".mkv"))
         output = out / below.with_name(name)
         source_key, output_key = os.path.normcase(os.path.abspath(video)), os.path.normcase(os.path.abspath(output))
@@ -88,16 +93,31 @@ def plan(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix:
             raise MediaError(f"{output}: the output would overwrite the input; choose another --out, --suffix or "
                              f"--ext")
         sources[source_key], outputs[output_key] = video, video
-        tasks.append(Task(str(video), str(output)))
+        tasks.append(Task(str(video), str(output), searched))
     if not tasks:
         raise MediaError("no videos to deblur: the inputs name none")
     return tasks
 
 
+def _passed_over(name: str) -> bool:
+    """A file or folder name that a search for videos passes over: hidden (unfinished outputs are) or a
+    dependency folder."""
+    return name.startswith(".") or name in PASSED_OVER
+
+
 def _is_video(path: Path, root: Path) -> bool:
-    """A file with a video's extension and no hidden part below `root` (unfinished outputs are hidden)."""
+    """A file with a video's extension and no part below `root` that a search passes over."""
     return (path.suffix.lower() in VIDEO_SUFFIXES and path.is_file()
-            and not any(part.startswith(".") for part in path.relative_to(root).parts))
+            and not any(_passed_over(part) for part in path.relative_to(root).parts))
+
+
+def _videos_below(root: Path) -> list[Path]:
+    """The videos in a folder and below it, in natural order; folders passed over are not even entered."""
+    videos = []
+    for folder, folders, files in os.walk(root):
+        folders[:] = [name for name in folders if not _passed_over(name)]
+        videos += [video for name in files if _is_video(video := Path(folder) / name, root)]
+    return sorted(videos, key=natural)
 
 
 def _glob_root(pattern: str) -> Path:

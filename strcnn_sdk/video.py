@@ -13,6 +13,7 @@ rewritten in its text format, and anything else is left out with a `MediaWarning
 
 from __future__ import annotations
 
+import codecs
 import errno
 import glob
 import io
@@ -77,6 +78,25 @@ _STREAMING = {"mp4": _FRAGMENTED, "mov": _FRAGMENTED, "matroska": {"cluster_time
 
 class MediaError(ValueError):
     """An input or output that cannot be read or written; the message says what and what to do."""
+
+
+TEXT_FILE = "a text file (source code or notes), not a video"
+
+
+class NotAVideo(MediaError):
+    """A file that is no video at all, rather than a damaged one: text (TypeScript's .ts and .mts share video
+    extensions), or a container without a video stream."""
+
+
+def is_text(path: str) -> bool:
+    """Whether a file begins as UTF-8 text without NUL bytes: source code or notes, which no video container is."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at the end is no error
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(head) and b"\0" not in head
 
 
 class MediaWarning(UserWarning):
@@ -325,13 +345,15 @@ class Reader:
             hint = {"pipe": "; name its format with --input-format (e.g. matroska, mpegts, nut, yuv4mpegpipe)",
                     "url": "; check the address and that the stream is running",
                     "device": "; check the device name and its options (--input-option)"}.get(kind, "")
+            if kind == "path" and is_text(name):
+                raise NotAVideo(f"{name}: {TEXT_FILE}") from None
             raise MediaError(f"{name}: not a readable video ({e.strerror or e}){hint}") from None
 
     def _open_video(self) -> Iterator[Frame | av.Packet]:
         self.container = self._open()
         if not self.container.streams.video:
             self.close()
-            raise MediaError(f"{self.name}: has no video (no video stream, or one without frames)")
+            raise NotAVideo(f"{self.name}: has no video (no video stream, or one without frames)")
         stream = self.container.streams.video[0]
         stream.thread_type = "AUTO"
         context = stream.codec_context

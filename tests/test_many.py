@@ -102,6 +102,29 @@ def test_bad_jobs_are_refused_before_anything_runs(tmp_path, case, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_search_passes_over_dependency_folders_and_files_that_are_not_videos(tmp_path, tiny):
+    """A folder holding a JavaScript project (node_modules with TypeScript's .mts and .d.mts, which would map to
+    one output, and a .ts source beside the videos) is searched as a person means it: node_modules is not entered,
+    and a text file with a video's extension is skipped with a one-line note; named directly, it fails."""
+    lib, out, report = tmp_path / "lib", tmp_path / "out", tmp_path / "report.json"
+    make_video(touch(lib / "clips" / "a.mp4"), frames=3, size=(32, 48))
+    for name in ["web/node_modules/escalade/index.d.mts", "web/node_modules/escalade/index.d.ts",
+                 "web/node_modules/pkg/movie.mp4", "__pycache__/x.mp4"]:
+        touch(lib / name).write_text("export declare function up(): string;\n")
+    (lib / "web" / "main.ts").write_text("import { up } from 'escalade';\nconsole.log(up());\n")
+    assert outputs(plan([lib], out), out) == ["clips/a.mp4", "web/main.mkv"]
+    assert outputs(plan([f"{lib}/**/*.*"], out), out) == ["clips/a.mp4", "web/main.mkv"]
+    result = many(str(lib), "--out", str(out), "--model", str(tiny[0]), "--report", str(report))
+    assert result.exit_code == 0, result.output
+    rows = {Path(row["source"]).name: row for row in json.loads(report.read_text())["videos"]}
+    assert rows["a.mp4"]["status"] == "done" and rows["main.ts"]["status"] == "skipped"
+    assert rows["main.ts"]["note"] == f"not a video, passed over: {lib / 'web' / 'main.ts'}: a text file (source " \
+                                      "code or notes), not a video"
+    assert "1 done, 1 skipped" in result.stdout and not (out / "web").exists()
+    named = many(str(lib / "web" / "main.ts"), "--out", str(out), "--model", str(tiny[0]))
+    assert named.exit_code == 1 and "1 failed" in named.stdout
+
+
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
     """Four short clips (one in a subfolder, one with audio) and one damaged file."""
