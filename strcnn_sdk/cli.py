@@ -147,7 +147,10 @@ def deblur(
     if output == "-" and sys.stdout.isatty():
         raise fail("standard output (-) is a terminal; pipe it into a player or a file, e.g. | ffplay -")
     try:
-        check_run(source, output, overwrite=force, reconnect=reconnect, realtime=realtime)  # before the model loads
+        shaping = dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps, audio=audio,
+                       side_by_side=side_by_side, tile=tiles)
+        check_run(source, output, overwrite=force, reconnect=reconnect, realtime=realtime, format=format,
+                  **shaping)  # before the model loads
         loaded = load_model(model, provider, threads, precision)
         _tile(tile, loaded)
         with _warnings_as_lines(quiet), _progress(quiet) as bar:
@@ -155,10 +158,9 @@ def deblur(
                 passed[0] = through or 0
                 bar(done, total, "" if through is None else f"{through} passed through")
 
-            count = deblur_video(source, output, model=loaded, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                                 fps=fps, audio=audio, side_by_side=side_by_side, tile=tiles, overwrite=force,
-                                 progress=progress, input_format=input_format, input_options=options, format=format,
-                                 frames=frames, duration=duration, realtime=realtime, reconnect=reconnect)
+            count = deblur_video(source, output, model=loaded, overwrite=force, progress=progress,
+                                 input_format=input_format, input_options=options, format=format, frames=frames,
+                                 duration=duration, realtime=realtime, reconnect=reconnect, **shaping)
     except OutputClosed as e:  # e.g. the player at the end of a pipe was quit: an ending, not a failure
         typer.echo(f"strcnn: {e}; stopped", err=True)
         return
@@ -302,7 +304,7 @@ def deblur_many(
                    tile=_tile(tile))
     try:
         check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
-                  gpus_per_worker=gpus_per_worker)  # before the model loads
+                  gpus_per_worker=gpus_per_worker, **options)  # before the model loads
         with _warnings_as_lines(quiet), _progress(quiet) as bar:
             loaded = model if ray else load_model(model, provider, threads, precision)
             if not ray:

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from .jobs import JobProgressCallback, Result, Tally, Task, run_one, warnings_per_video
 from .model import Model
-from .pipeline import output_record
+from .pipeline import check_output
 from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, natural
 
 MANIFEST_SUFFIXES = (".txt", ".lst", ".list")
@@ -141,16 +141,19 @@ def _manifest(path: Path) -> list[Path]:
 
 def check_job(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix: str = "",
               ext: str | None = None, jobs: int = 1, ray: str | None = None, workers: int | None = None,
-              gpus_per_worker: float = 0.0) -> list[Task]:
-    """The checks of a job that cost nothing, made before a model loads: its options, and its inputs and outputs
-    (`plan`). Returns the tasks; raises `MediaError` naming what is wrong."""
+              gpus_per_worker: float = 0.0, **options) -> list[Task]:
+    """The checks of a job that cost nothing, made before a model loads: its options (`options`: the outputs'
+    options of `deblur_video`), and its inputs and outputs (`plan`). Returns the tasks; raises `MediaError`
+    naming what is wrong."""
     if jobs < 1:
         raise MediaError(f"jobs must be 1 or more, got {jobs}")
     if ray is None and (workers is not None or gpus_per_worker):
         raise MediaError("--workers and --gpus-per-worker size Ray workers: add --ray local, auto or an address")
     if ray is not None and jobs != 1:
         raise MediaError("--jobs is for this machine; on Ray, --workers sets how many videos run side by side")
-    return plan(inputs, out, suffix=suffix, ext=ext)
+    tasks = plan(inputs, out, suffix=suffix, ext=ext)
+    check_output(tasks[0].output, **options)
+    return tasks
 
 
 def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
@@ -176,7 +179,7 @@ def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     options, before any video runs.
     """
     tasks = check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
-                      gpus_per_worker=gpus_per_worker)
+                      gpus_per_worker=gpus_per_worker, **options)
     tally = Tally(tasks, progress)
     if ray is not None:
         from .cluster import run_on_ray
@@ -186,7 +189,6 @@ def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                           gpus_per_worker=gpus_per_worker)
     if not isinstance(model, Model):
         model = Model(model, providers=providers, threads=threads, precision=precision)
-    output_record(tasks[0].output, model, **options)  # options are checked before anything runs
     return _run_here(tasks, model, force, options, jobs, tally)
 
 

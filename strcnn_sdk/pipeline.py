@@ -22,7 +22,7 @@ import numpy as np
 
 from .deblurrer import Deblurrer
 from .model import Model
-from .video import (AUDIO_MODES, Encoding, Frame, Location, MediaError, Reader, check_codec, codec_for,
+from .video import (AUDIO_MODES, Encoding, Frame, Location, MediaError, Reader, check_encoder, codec_for,
                     is_video_path, locate, open_output)
 
 # Called with (frames done, total frames or None) after each frame (with realtime, also the frames passed through
@@ -121,12 +121,12 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     it takes, and `progress` gets a third argument, the frames passed through so far.
     """
     source, output = os.fspath(source), os.fspath(output)
-    into, live = check_run(source, output, overwrite=overwrite, reconnect=reconnect, realtime=realtime)
+    into, live, encoding = check_run(source, output, overwrite=overwrite, reconnect=reconnect, realtime=realtime,
+                                     format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps,
+                                     audio=audio, side_by_side=side_by_side, tile=tile)
     if not isinstance(model, Model):
         model = Model(model, providers=providers, threads=threads, precision=precision)
-    encoding = _encoding(output, model, format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps,
-                         audio=audio, side_by_side=side_by_side, tile=tile)
-    encoding = dataclasses.replace(encoding, live=live or into.kind == "pipe")
+    encoding = dataclasses.replace(_recorded(encoding, model), live=live or into.kind == "pipe")
     try:
         deblurrer = Deblurrer(model, tile=tile)
     except ValueError as e:  # options are reported like the other options of a run
@@ -137,10 +137,12 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
 
 
 def check_run(source: str, output: str, *, overwrite: bool = False, reconnect: float = 30.0,
-              realtime: bool = False) -> tuple[Location, bool]:
+              realtime: bool = False, format: str | None = None, **options) -> tuple[Location, bool, Encoding]:
     """The checks of a run that cost nothing, made before a model loads: an output that would replace the input or
-    an existing file (without `overwrite`), and options that do not fit the input. Returns where the output goes
-    and whether the input is live; raises `MediaError` naming what is wrong."""
+    an existing file (without `overwrite`), options that do not fit the input, and the output's options (`options`:
+    those of `deblur_video` that shape the output, defaults for the others). Returns where the output goes,
+    whether the input is live, and the output's encoding (its record without the model); raises `MediaError`
+    naming what is wrong."""
     into = locate(output, writing=True)
     if into.kind == "path" and os.path.exists(output):
         if os.path.exists(source) and os.path.samefile(source, output):
@@ -156,17 +158,28 @@ def check_run(source: str, output: str, *, overwrite: bool = False, reconnect: f
     if realtime and not live:
         raise MediaError(f"{source}: --realtime is for live inputs (standard input, a URL, a device); a file is "
                          f"read as fast as the model goes, so nothing needs to be passed through")
-    return into, live
+    return into, live, _encoding(output, format=format, **_shaping(options))
 
 
 # the options of `deblur_video` that shape its output, and so go into the record it writes
 _SHAPING = ("codec", "crf", "preset", "pix_fmt", "fps", "audio", "side_by_side", "tile")
 
 
-def _encoding(output: str, model: Model, *, format: str | None = None, codec: str | None, crf: int | None,
-              preset: str | None, pix_fmt: str, fps: Fraction | int | float | str, audio: str, side_by_side: bool,
+def _shaping(options: dict) -> dict:
+    """The options that shape an output, `deblur_video`'s defaults for those not given; refuses any other."""
+    unknown = set(options) - set(_SHAPING)
+    if unknown:
+        raise TypeError(f"not options of a video's output: {', '.join(sorted(unknown))}")
+    defaults = {name: parameter.default for name, parameter in inspect.signature(deblur_video).parameters.items()
+                if name in _SHAPING}
+    return {**defaults, **options}
+
+
+def _encoding(output: str, *, format: str | None = None, codec: str | None, crf: int | None, preset: str | None,
+              pix_fmt: str, fps: Fraction | int | float | str, audio: str, side_by_side: bool,
               tile: int | str | None) -> Encoding:
-    """The checked encoding of an output, with the record of what makes it (model and options) for its metadata."""
+    """The checked encoding of an output, with the record of the options that make it for its metadata (the model
+    is added by `_recorded`)."""
     from . import __version__
 
     if audio not in AUDIO_MODES:
@@ -175,23 +188,29 @@ def _encoding(output: str, model: Model, *, format: str | None = None, codec: st
                         format=format)
     encoder = codec_for(output, encoding)
     if output == "-" or is_video_path(Path(output)):
-        check_codec(encoder)
-    record = {"strcnn_sdk": __version__, "model": model.path.name, "model_sha256": model.sha256,
-              "codec": encoder, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
+        check_encoder(encoder, encoding)
+    record = {"strcnn_sdk": __version__, "model": None, "model_sha256": None, "codec": encoder, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
               "fps": str(encoding.fps), "audio": audio, "side_by_side": side_by_side, "tile": tile}
     return dataclasses.replace(encoding, record=record)
+
+
+def _recorded(encoding: Encoding, model: Model) -> Encoding:
+    """The encoding with the model that makes the output in its record."""
+    return dataclasses.replace(encoding, record={**encoding.record, "model": model.path.name,
+                                                 "model_sha256": model.sha256})
+
+
+def check_output(output: str | os.PathLike, **options) -> None:
+    """Check the options that shape an output (those of `deblur_video`), before a model loads; raises
+    `MediaError` naming what is wrong."""
+    _encoding(os.fspath(output), **_shaping(options))
 
 
 def output_record(output: str | os.PathLike, model: Model, **options) -> dict:
     """The record that ``deblur_video(source, output, model=model, **options)`` writes into its output's metadata
     (read back by `read_record`): the package version, the model's file name and SHA-256, and every option that
     shapes the output. Two outputs of one input whose records agree, version aside, are the same video."""
-    unknown = set(options) - set(_SHAPING)
-    if unknown:
-        raise TypeError(f"not options of a video's output: {', '.join(sorted(unknown))}")
-    defaults = {name: parameter.default for name, parameter in inspect.signature(deblur_video).parameters.items()
-                if name in _SHAPING}
-    return _encoding(os.fspath(output), model, **{**defaults, **options}).record
+    return _recorded(_encoding(os.fspath(output), **_shaping(options)), model).record
 
 
 def _rate(fps: Fraction | int | float | str) -> Fraction:

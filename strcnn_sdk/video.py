@@ -535,14 +535,32 @@ def codec_for(path: str | os.PathLike, encoding: Encoding) -> str:
     return encoding.codec or ("libvpx-vp9" if webm else "libx264")
 
 
-def check_codec(name: str) -> None:
-    """Refuse an encoder this PyAV build does not have, naming some it does."""
+# the quality scale (--crf) of the encoders that take one: lower is better
+CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libsvtav1": (1, 63)}
+
+
+def check_encoder(name: str, encoding: Encoding) -> None:
+    """Refuse, naming what would work, an encoder this PyAV build does not have, a pixel format that is none or
+    that the encoder cannot take, and a --crf outside the encoder's scale: before any frame is decoded."""
     try:
-        av.codec.Codec(name, "w")
+        codec = av.codec.Codec(name, "w")
     except (av.codec.codec.UnknownCodecError, ValueError):
         have = [c for c in ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "mpeg4") if c in av.codecs_available]
         raise MediaError(f"encoder {name!r} is not available in this PyAV build; available: {', '.join(have)}") \
             from None
+    takes = [f.name for f in codec.video_formats or ()]
+    try:
+        av.VideoFormat(encoding.pix_fmt)
+        known = True
+    except (ValueError, TypeError):
+        known = False
+    if not known or takes and encoding.pix_fmt not in takes:
+        what = "is not a pixel format" if not known else f"is not one that {name} encodes"
+        raise MediaError(f"--pix-fmt {encoding.pix_fmt!r} {what}; {name} takes {', '.join(takes)} (yuv420p plays "
+                         f"everywhere)")
+    low, high = CRF_RANGES.get(name, (None, None))
+    if encoding.crf is not None and low is not None and not low <= encoding.crf <= high:
+        raise MediaError(f"--crf {encoding.crf} is outside {name}'s scale of {low} (best) to {high}")
 
 
 class Writer:
@@ -562,7 +580,7 @@ class Writer:
             path.mkdir()
             return
         codec = codec_for(path, encoding)
-        check_codec(codec)
+        check_encoder(codec, encoding)
         fmt = encoding.format or (PIPE_FORMAT if piped else None)
         try:
             self.container = av.open(str(path), "w", format=fmt, options=_STREAMING.get(fmt) if piped else None)
