@@ -10,6 +10,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -85,7 +86,9 @@ def frame_count(source: str) -> tuple[int, bool]:
         return 0, False
 
 
-_current = threading.local()  # the warnings of the video that this thread is deblurring
+# the warnings of the video being deblurred; the pipeline's reader and writer threads run in a copy of the
+# context of the thread that started them, so that theirs are collected with the video's too
+_current: ContextVar[list[str] | None] = ContextVar("strcnn_video_warnings", default=None)
 
 
 @contextmanager
@@ -95,7 +98,7 @@ def warnings_per_video() -> Iterator[None]:
     show = warnings.showwarning
 
     def collect(message, category, filename, lineno, file=None, line=None) -> None:
-        notes = getattr(_current, "warnings", None)
+        notes = _current.get()
         if notes is None or not issubclass(category, MediaWarning):  # e.g. the model's QualityWarning: the job's
             show(message, category, filename, lineno, file, line)
         else:
@@ -112,12 +115,12 @@ def run_one(task: Task, model: Model, options: dict, force: bool = False,
     """Deblur one video of a job with `deblur_video` (its `options`), or skip it, never raising for a bad video:
     every end, a damaged input included, is a `Result`."""
     start = time.perf_counter()
-    _current.warnings = []
+    notes = _current.set([])
     note = ""
 
     def result(status: str, note: str, frames: int | None = None) -> Result:
         return Result(task.source, task.output, status, note, frames, time.perf_counter() - start,
-                      tuple(_current.warnings))
+                      tuple(_current.get()))
 
     try:
         if task.searched and is_text(task.source):  # passed over before its output's folder is made
@@ -144,7 +147,7 @@ def run_one(task: Task, model: Model, options: dict, force: bool = False,
     except Exception as e:  # one bad video must not end the job: its reason goes into its row
         return result("failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no message'}")
     finally:
-        _current.warnings = None
+        _current.reset(notes)
 
 
 class Tally:

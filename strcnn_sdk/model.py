@@ -224,12 +224,12 @@ class Model:
             if strict:
                 self.close()
                 raise ValueError(f"{why}; ask for auto or cpu instead, or end the providers with cpu to fall back")
-            warnings.warn(f"{why}; running on {self.provider}", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"{why}; running on {self.provider}", RuntimeWarning, stacklevel=caller_stacklevel())
         self.precision_reason = _precision_reason(path, precision, self.provider, self.meta)
         if not self.meta.get("trained", False):
             warnings.warn(f"{self.path.name} is UNTRAINED (random weights): it runs but does not deblur. "
                           f"Train one with `python -m export.train` and pass it as the model.",
-                          UntrainedModelWarning, stacklevel=2)
+                          UntrainedModelWarning, stacklevel=caller_stacklevel())
         self._quality_note = None  # a QualityWarning to give when the model first runs
         if self.trained and (test := (self.meta.get("quality") or {}).get("test")) and not test.get("no_harm", True):
             self._quality_note = (f"{self.path.name} fails the do-no-harm rule on its test set "

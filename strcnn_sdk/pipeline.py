@@ -6,6 +6,7 @@ converts and encodes behind it; bounded queues between them keep memory flat.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import inspect
 import os
@@ -42,13 +43,14 @@ class _Stage(threading.Thread):
     def __init__(self, target: Callable[[], None]) -> None:
         super().__init__(daemon=True)
         self._target_fn, self.error = target, None
+        self._context = contextvars.copy_context()  # the starting thread's (where a job collects its warnings)
         # set when run() returns; unlike is_alive(), not fooled by a join() that a Ctrl-C interrupted (Python
         # 3.11 then marks the thread stopped while it still runs)
         self.finished = threading.Event()
 
     def run(self) -> None:
         try:
-            self._target_fn()
+            self._context.run(self._target_fn)
         except BaseException as e:  # handed to the calling thread, which re-raises it
             self.error = e
         finally:

@@ -411,6 +411,11 @@ class Reader:
                         else:
                             last = (count - 1) / self.source.rate if self.source.rate else None
                             yield Frame(rgb, None, time=last)
+                promised = stream.frames or 0  # as the header counts them; a frame or two fewer is edit lists
+                if not self.location.live and promised - count > max(1, promised // 100):
+                    warnings.warn(f"{self.name}: the input ended after {count} of the {promised} frames its header "
+                                  f"promises: the file is cut short or damaged; the {count} frames read are "
+                                  f"written", MediaWarning, stacklevel=2)
                 return
             except av.FFmpegError as e:
                 if self.location.kind == "pipe" and "mp4" in self.container.format.name.split(","):

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from strcnn_sdk.cli import app
 from strcnn_sdk.metrics import describe_quality, psnr
 from strcnn_sdk.model import cuda_usable, shipped_model_path
+from strcnn_sdk.many import deblur_many
 from strcnn_sdk.pipeline import deblur_video
 from strcnn_sdk.video import MediaError
 from media import frames_of, make_video, video_facts
@@ -155,6 +156,31 @@ def test_bad_options(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
     with pytest.raises(MediaError, match="'rgb9000' is not a pixel format"):
         deblur_video(tmp_path / "in.mp4", tmp_path / "out.mp4", model=IDENTITY, pix_fmt="rgb9000")
+
+
+def test_a_truncated_input_keeps_its_frames_and_says_how_many_of_the_promised_came(tmp_path):
+    """An MP4 with its index in front, cut in half, decodes only part of its frames: they are written, and one
+    line says how many of the frames the header promises arrived; in Python, the job's result carries it."""
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as c:
+        stream = c.add_stream("libx264", rate=25, options={"crf": "20"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(60):
+            c.mux(stream.encode(av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), np.uint8), "rgb24")))
+        c.mux(stream.encode(None))
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    result = strcnn("deblur", cut, tmp_path / "out.mp4", "--model", IDENTITY, "-q")
+    written = video_facts(tmp_path / "out.mp4")["frames"]
+    assert result.exit_code == 0 and 0 < written < 60, result.output
+    said = [line for line in result.stderr.splitlines() if "its header promises" in line]
+    assert said == [f"strcnn: warning: {cut}: the input ended after {written} of the 60 frames its header promises: "
+                    f"the file is cut short or damaged; the {written} frames read are written"], result.stderr
+    assert "its header promises" not in strcnn("deblur", whole, tmp_path / "whole_out.mp4", "--model", IDENTITY,
+                                               "-q").stderr
+    [row] = deblur_many([cut], tmp_path / "many", model=IDENTITY)
+    assert row.status == "done" and row.frames == written and any(f"after {written} of the 60" in w
+                                                                   for w in row.warnings)
 
 
 def test_info_and_eval(tmp_path):
