@@ -28,16 +28,18 @@ from .metrics import describe_quality
 from .system import cpu_flags, median_seconds, rss_mib, write_atomic
 from .video import Encoding, MediaError, MediaWarning, OutputClosed, Reader
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Online video deblurring (STRCNN+DTB) over ONNX Runtime.")
 
-ModelOption = Annotated[Optional[Path], typer.Option("--model", "-m", help="an .onnx with its .json sidecar "
+ModelOption = Annotated[Optional[Path], typer.Option("--model", "-m", metavar="FILE",
+                                                     help="an .onnx with its .json sidecar "
                                                      "(default: the shipped model)")]
-ProviderOption = Annotated[str, typer.Option(help="auto (CUDA where usable, else CPU), cuda or cpu")]
-ThreadsOption = Annotated[Optional[int], typer.Option(help="ONNX Runtime threads (default: one per core)")]
+ProviderOption = Annotated[str, typer.Option(metavar="NAME", help="auto (CUDA where usable, else CPU), cuda or cpu")]
+ThreadsOption = Annotated[Optional[int], typer.Option(metavar="N", help="ONNX Runtime threads (default: one per core)")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="also show ONNX Runtime's own log (e.g. why "
                                                                    "CUDA libraries did not load)")]
-PrecisionOption = Annotated[str, typer.Option(help="shipped variant: auto (int8 on CPUs with VNNI/AMX, fp16 on "
+PrecisionOption = Annotated[str, typer.Option(metavar="NAME",
+                                              help="shipped variant: auto (int8 on CPUs with VNNI/AMX, fp16 on "
                                                     "CUDA, else fp32), fp32, int8 or fp16")]
 
 
@@ -74,13 +76,17 @@ def load_model(model: Path | None, provider: str, threads: int | None, precision
     return loaded
 
 
-CodecOption = Annotated[Optional[str], typer.Option(help="video encoder (default: libx264; libvpx-vp9 for .webm)")]
-CrfOption = Annotated[int, typer.Option(help="quality: lower is better and larger")]
-PresetOption = Annotated[str, typer.Option(help="encoder speed preset (x264's names; SVT-AV1 also takes 0-13)")]
-PixFmtOption = Annotated[str, typer.Option(help="pixel format; yuv420p plays everywhere")]
-AudioOption = Annotated[str, typer.Option(help="copy (where the output holds the codec, else encode), encode or none")]
-SideBySideOption = Annotated[bool, typer.Option(help="write input and output side by side, labelled")]
-TileOption = Annotated[str, typer.Option(help="tile side in pixels, to bound memory; auto: tiles of 512 above 1.5 "
+CodecOption = Annotated[Optional[str], typer.Option(metavar="NAME",
+                                                    help="video encoder (default: libx264; libvpx-vp9 for .webm)")]
+CrfOption = Annotated[int, typer.Option(metavar="N", help="quality: lower is better and larger")]
+PresetOption = Annotated[str, typer.Option(metavar="NAME",
+                                           help="encoder speed preset (x264's names; SVT-AV1 also takes 0-13)")]
+PixFmtOption = Annotated[str, typer.Option(metavar="FORMAT", help="pixel format; yuv420p plays everywhere")]
+AudioOption = Annotated[str, typer.Option(metavar="MODE",
+                                          help="copy (where the output holds the codec, else encode), encode or none")]
+SideBySideOption = Annotated[bool, typer.Option("--side-by-side", help="write input and output side by side, labelled")]
+TileOption = Annotated[str, typer.Option(metavar="PIXELS",
+                                         help="tile side in pixels, to bound memory; auto: tiles of 512 above 1.5 "
                                               "megapixels; off")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress")]
 
@@ -96,12 +102,14 @@ def _tile(tile: str, model: Model | None = None) -> int | str | None:
     return side
 
 
-@app.command()
+@app.command(short_help="Deblur a video, a live stream or an image sequence.")
 def deblur(
-    source: Annotated[str, typer.Argument(help="a video file, - (standard input), a URL (http, rtsp, rtmp, srt, udp), "
+    source: Annotated[str, typer.Argument(metavar="SOURCE",
+                                          help="a video file, - (standard input), a URL (http, rtsp, rtmp, srt, udp), "
                                                "a device as FORMAT:SPEC (v4l2:/dev/video0, lavfi:testsrc2), a folder "
                                                "of images, or a quoted glob")],
-    output: Annotated[str, typer.Argument(help="a video file (.mp4, .mkv, .webm, ...), a folder for PNGs, or - "
+    output: Annotated[str, typer.Argument(metavar="OUTPUT",
+                                          help="a video file (.mp4, .mkv, .webm, ...), a folder for PNGs, or - "
                                                "(standard output)")],
     model: ModelOption = None,
     provider: ProviderOption = "auto",
@@ -111,24 +119,30 @@ def deblur(
     crf: CrfOption = 18,
     preset: PresetOption = "medium",
     pix_fmt: PixFmtOption = "yuv420p",
-    fps: Annotated[str, typer.Option(help="frame rate of an image-sequence input, e.g. 25 or 30000/1001")] = "25",
+    fps: Annotated[str, typer.Option(metavar="RATE",
+                                     help="frame rate of an image-sequence input, e.g. 25 or 30000/1001")] = "25",
     audio: AudioOption = "copy",
     side_by_side: SideBySideOption = False,
     tile: TileOption = "auto",
-    input_format: Annotated[Optional[str], typer.Option(help="the input's FFmpeg format where it cannot be guessed, "
+    input_format: Annotated[Optional[str], typer.Option(metavar="NAME",
+                                                        help="the input's FFmpeg format where it cannot be guessed, "
                                                              "e.g. mpegts or yuv4mpegpipe on a pipe")] = None,
-    input_option: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE for the input's demuxer, e.g. "
+    input_option: Annotated[Optional[list[str]], typer.Option(metavar="KEY=VALUE",
+                                                              help="KEY=VALUE for the input's demuxer, e.g. "
                                                                    "rtsp_transport=tcp or video_size=1280x720; "
                                                                    "repeatable")] = None,
-    format: Annotated[Optional[str], typer.Option("--format", help="the output's container (default: from the file's "
-                                                                   "name; matroska on standard output, where mp4 is "
-                                                                   "fragmented MP4)")] = None,
-    frames: Annotated[Optional[int], typer.Option(min=1, help="stop after this many frames")] = None,
-    duration: Annotated[Optional[float], typer.Option(min=0, help="stop after this many seconds of input")] = None,
-    realtime: Annotated[bool, typer.Option(help="keep up with a live input: frames that arrive while the model is "
-                                                "busy are passed through untouched (counted)")] = False,
-    reconnect: Annotated[float, typer.Option(min=0, help="seconds to keep reopening a network input that drops "
-                                                         "(0: give up at once)")] = 30.0,
+    format: Annotated[Optional[str], typer.Option("--format", metavar="NAME",
+                                                  help="the output's container (default: from the file's name; "
+                                                       "matroska on standard output, where mp4 is fragmented MP4)")
+                      ] = None,
+    frames: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="stop after this many frames")] = None,
+    duration: Annotated[Optional[float], typer.Option(metavar="SECONDS", min=0,
+                                                      help="stop after this many seconds of input")] = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="keep up with a live input: frames that arrive while "
+                                                "the model is busy are passed through untouched (counted)")] = False,
+    reconnect: Annotated[float, typer.Option(metavar="SECONDS", min=0,
+                                             help="seconds to keep reopening a network input that drops "
+                                                  "(0: give up at once)")] = 30.0,
     force: Annotated[bool, typer.Option("--force", "-f", help="overwrite an existing output")] = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
@@ -253,25 +267,30 @@ class _progress:
             typer.echo(f"deblurring: {count} frames, {fps:.2f} fps{eta}{f', {note}' if note else ''}", err=True)
 
 
-@app.command("deblur-many", help=(
+@app.command("deblur-many", short_help="Deblur many videos into one folder, as a job that resumes.", help=(
     "Deblur many videos into one folder: keeps going past a damaged file, and skips the outputs already made with "
     "the same model and options, so an interrupted job can simply be run again.\n\n"
     "Unlike `strcnn deblur`, where a folder is one image sequence, a folder here holds many videos: each one found "
     "below it keeps its path below --out. A file given directly goes to --out/NAME. The exit status is 0 only if "
     "no video failed."))
 def deblur_many(
-    inputs: Annotated[list[str], typer.Argument(help="video files, folders (searched recursively for videos), quoted "
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...",
+                                                help="video files, folders (searched recursively for videos), quoted "
                                                      "globs, or manifests (.txt: one path a line)",
                                                 show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="the folder for the outputs (made if missing)",
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FOLDER",
+                                      help="the folder for the outputs (made if missing)",
                                       show_default=False)],
-    suffix: Annotated[str, typer.Option(help="added to each output's name: clip.mp4 -> clip_sharp.mp4 with _sharp")
+    suffix: Annotated[str, typer.Option(metavar="TEXT",
+                                        help="added to each output's name: clip.mp4 -> clip_sharp.mp4 with _sharp")
                       ] = "",
-    ext: Annotated[Optional[str], typer.Option(help="the outputs' container, e.g. mkv (default: the input's for mp4, "
+    ext: Annotated[Optional[str], typer.Option(metavar="EXT",
+                                               help="the outputs' container, e.g. mkv (default: the input's for mp4, "
                                                     "mov, mkv, webm and avi, else mkv)")] = None,
     model: ModelOption = None,
     provider: ProviderOption = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime threads (default: one per core; on Ray, 1 "
+    threads: Annotated[Optional[int], typer.Option(metavar="N",
+                                                   help="ONNX Runtime threads (default: one per core; on Ray, 1 "
                                                         "per worker, and each worker takes as many CPUs)")] = None,
     precision: PrecisionOption = "auto",
     codec: CodecOption = None,
@@ -281,18 +300,23 @@ def deblur_many(
     audio: AudioOption = "copy",
     side_by_side: SideBySideOption = False,
     tile: TileOption = "auto",
-    jobs: Annotated[int, typer.Option(min=1, help="videos deblurred side by side on this machine, sharing one "
-                                                  "model")] = 1,
-    ray: Annotated[Optional[str], typer.Option(help="run on Ray Data: local (an instance on this machine), auto "
+    jobs: Annotated[int, typer.Option(metavar="N", min=1,
+                                      help="videos deblurred side by side on this machine, sharing one "
+                                           "model")] = 1,
+    ray: Annotated[Optional[str], typer.Option(metavar="ADDRESS",
+                                               help="run on Ray Data: local (an instance on this machine), auto "
                                                     "(the cluster this machine is in) or a cluster's address")
                    ] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Ray workers, each with its own model (default: "
-                                                               "as many as the cluster's CPUs or GPUs hold)")] = None,
-    gpus_per_worker: Annotated[float, typer.Option(min=0, help="GPUs each Ray worker takes (0.5: two per GPU)")
+    workers: Annotated[Optional[int], typer.Option(metavar="N", min=1,
+                                                   help="Ray workers, each with its own model (default: "
+                                                        "as many as the cluster's CPUs or GPUs hold)")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(metavar="GPUS", min=0,
+                                                   help="GPUs each Ray worker takes (0.5: two per GPU)")
                                ] = 0.0,
     force: Annotated[bool, typer.Option("--force", "-f", help="deblur every video again, replacing its output")
                      ] = False,
-    report: Annotated[Optional[Path], typer.Option(help="also write the summary as JSON to this file")] = None,
+    report: Annotated[Optional[Path], typer.Option(metavar="FILE",
+                                                   help="also write the summary as JSON to this file")] = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -358,7 +382,7 @@ def _write_report(path: Path, results: list, counts: dict[str, int]) -> None:
         raise fail(f"{path}: the report could not be written ({e.strerror or e})") from None
 
 
-@app.command()
+@app.command(short_help="Versions, CPU, providers and the model's facts.")
 def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: ThreadsOption = None,
          precision: PrecisionOption = "auto", verbose: VerboseOption = False) -> None:
     """Print versions, the CPU, the providers, and the model's facts."""
@@ -398,32 +422,39 @@ def _parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-@app.command()
+@app.command(short_help="Frames per second: the model, the Deblurrer, the video pipeline.")
 def bench(
-    sizes: Annotated[str, typer.Option(help="comma-separated WxH")] = "640x480,1280x720",
-    providers: Annotated[str, typer.Option(help="comma-separated providers")] = "auto",
-    precisions: Annotated[str, typer.Option(help="comma-separated shipped precisions")] = "auto,fp32,int8",
+    sizes: Annotated[str, typer.Option(metavar="WxH,...", help="comma-separated WxH")] = "640x480,1280x720",
+    providers: Annotated[str, typer.Option(metavar="NAME,...", help="comma-separated providers")] = "auto",
+    precisions: Annotated[str, typer.Option(metavar="NAME,...",
+                                            help="comma-separated shipped precisions")] = "auto,fp32,int8",
     model: ModelOption = None,
     threads: ThreadsOption = None,
-    runs: Annotated[int, typer.Option(min=1, help="timed runs per figure (median reported)")] = 5,
-    stream_steps: Annotated[int, typer.Option(min=0, help="steps of the memory check at --stream-size")] = 1000,
-    stream_size: Annotated[str, typer.Option(help="frame size of the memory check")] = "160x120",
+    runs: Annotated[int, typer.Option(metavar="N", min=1, help="timed runs per figure (median reported)")] = 5,
+    stream_steps: Annotated[int, typer.Option(metavar="N", min=0,
+                                              help="steps of the memory check at --stream-size")] = 1000,
+    stream_size: Annotated[str, typer.Option(metavar="WxH", help="frame size of the memory check")] = "160x120",
     pipeline: Annotated[bool, typer.Option(help="also measure the video pipeline with an identity model")] = True,
-    pipeline_frames: Annotated[int, typer.Option(min=10, help="frames of the pipeline test clip")] = 120,
-    model_frames: Annotated[int, typer.Option(min=0, help="frames of the pipeline test with the real model")] = 6,
-    preset: Annotated[str, typer.Option(help="encoder preset of the pipeline test")] = "medium",
-    pipeline_source: Annotated[Optional[Path], typer.Option(help="a video for the pipeline test (default: a "
-                                                            "synthetic 1280x720 clip)")] = None,
-    tiling: Annotated[bool, typer.Option(help="instead: tiled against untiled output over a 1280x720 stream, and "
-                                              "the peak memory of a tiled 3840x2160 stream")] = False,
-    tiling_frames: Annotated[int, typer.Option(min=3, help="frames of the tiling comparison")] = 300,
-    many: Annotated[int, typer.Option(min=0, help="instead: videos per hour of deblur-many over this many short "
-                                                  "320x240 clips, one after another and on a local Ray instance")] = 0,
-    many_frames: Annotated[int, typer.Option(min=3, help="frames of each clip of --many")] = 20,
-    live: Annotated[bool, typer.Option(help="instead: the end-to-end latency and the sustainable frame rate of live "
-                                            "deblurring at --sizes, on the CPU and on CUDA where usable")] = False,
-    live_rate: Annotated[float, typer.Option(min=1, help="frame rate of the live source of --live")] = 25.0,
-    live_frames: Annotated[int, typer.Option(min=5, help="frames of each --live measurement")] = 50,
+    pipeline_frames: Annotated[int, typer.Option(metavar="N", min=10, help="frames of the pipeline test clip")] = 120,
+    model_frames: Annotated[int, typer.Option(metavar="N", min=0,
+                                              help="frames of the pipeline test with the real model")] = 6,
+    preset: Annotated[str, typer.Option(metavar="NAME", help="encoder preset of the pipeline test")] = "medium",
+    pipeline_source: Annotated[Optional[Path], typer.Option(metavar="FILE",
+                                                            help="a video for the pipeline test (default: a "
+                                                                 "synthetic 1280x720 clip)")] = None,
+    tiling: Annotated[bool, typer.Option("--tiling", help="instead: tiled against untiled output over a 1280x720 "
+                                              "stream, and the peak memory of a tiled 3840x2160 stream")] = False,
+    tiling_frames: Annotated[int, typer.Option(metavar="N", min=3, help="frames of the tiling comparison")] = 300,
+    many: Annotated[int, typer.Option(metavar="N", min=0,
+                                      help="instead: videos per hour of deblur-many over this many short 320x240 "
+                                           "clips, one after another and on a local Ray instance")] = 0,
+    many_frames: Annotated[int, typer.Option(metavar="N", min=3, help="frames of each clip of --many")] = 20,
+    live: Annotated[bool, typer.Option("--live", help="instead: the end-to-end latency and the sustainable frame rate "
+                                            "of live deblurring at --sizes, on the CPU and on CUDA where usable")
+                    ] = False,
+    live_rate: Annotated[float, typer.Option(metavar="FPS", min=1,
+                                             help="frame rate of the live source of --live")] = 25.0,
+    live_frames: Annotated[int, typer.Option(metavar="N", min=5, help="frames of each --live measurement")] = 50,
     verbose: VerboseOption = False,
 ) -> None:
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
@@ -710,9 +741,10 @@ def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model,
                        f"decode + model + encode {real:.3f} fps ({100 * real / alone:.0f}% of the model alone)")
 
 
-@app.command("eval")
+@app.command("eval", short_help="PSNR and SSIM of the model's output against the blurry input.")
 def evaluate(
-    data: Annotated[Path, typer.Argument(help="a GoPro-layout folder (SEQ/blur, SEQ/sharp) or a folder of "
+    data: Annotated[Path, typer.Argument(metavar="FOLDER",
+                                         help="a GoPro-layout folder (SEQ/blur, SEQ/sharp) or a folder of "
                                         "NAME_blur1.png / NAME_sharp1.png pairs")],
     model: ModelOption = None,
     provider: ProviderOption = "auto",

@@ -288,7 +288,21 @@ def test_messages_in_the_clis_own_words(tmp_path):
     assert result.exit_code == 1 and "notes.mp4 is not an ONNX model" in result.output, result.output
     assert list(tmp_path.iterdir()) == [notes]
     help_text = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["deblur", "--help"]).output
-    assert "keeps what was deblurred until then; an interrupted file leaves nothing." in help_text
+    assert "keeps what was deblurred until then; an interrupted file leaves nothing." in " ".join(help_text.split())
+
+
+@pytest.mark.parametrize("command", ["deblur", "deblur-many", "info", "bench", "eval", None])
+def test_help_fits_80_columns_whole_without_type_labels(command):
+    """Every command's --help at 80 columns keeps every word (nothing cut to an ellipsis, no line wider than the
+    terminal), names option values (FILE, N, NAME) rather than Python types (<str>, <int range>), and gives each
+    flag one name."""
+    text = CliRunner(env={"COLUMNS": "80"}).invoke(app, [*([command] if command else []), "--help"]).output
+    assert "…" not in text
+    assert max(map(len, text.splitlines())) <= 80
+    options = [line for line in text.splitlines() if line.startswith("  -")]
+    assert options and not [line for line in options if "<" in line or "range>" in line]
+    if command == "deblur":
+        assert "--side-by-side " in text and "--no-side-by-side" not in text and "--model FILE" in text
 
 
 def test_an_odd_size_that_420_cannot_keep_is_noted(tmp_path):
