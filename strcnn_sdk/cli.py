@@ -26,7 +26,7 @@ from .model import (_PROVIDER_NAMES, Model, QualityWarning, UntrainedModelWarnin
 from .jobs import STATUSES
 from .metrics import describe_quality
 from .system import cpu_flags, median_seconds, rss_mib, write_atomic
-from .video import Encoding, MediaError, MediaWarning, OutputClosed, Reader
+from .video import Encoding, MediaError, MediaWarning, OutputClosed, Reader, is_video_path
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Online video deblurring (STRCNN+DTB) over ONNX Runtime.")
@@ -184,9 +184,11 @@ def deblur(
         raise fail("interrupted; no output written", 130) from None
     if not quiet:
         untouched = f", {passed[0]} passed through untouched" if realtime else ""
-        typer.echo(f"{'stopped; ' if stopped else ''}wrote {count} frame{'s' if count != 1 else ''}{untouched} to "
-                   f"{'standard output' if output == '-' else output} ({loaded.path.name} on {loaded.provider}, "
-                   f"{loaded.precision_reason})", err=True)
+        frames_written = f"{count} frame{'s' if count != 1 else ''}"
+        where = ("to standard output" if output == "-" else f"to {output}" if is_video_path(Path(output)) else
+                 f"as PNG images into the folder {output}")
+        typer.echo(f"{'stopped; ' if stopped else ''}wrote {frames_written}{untouched} {where} ({loaded.path.name} "
+                   f"on {loaded.provider}, {loaded.precision_reason})", err=True)
 
 
 def _key_values(pairs: list[str]) -> dict[str, str]:

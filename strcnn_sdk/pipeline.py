@@ -234,7 +234,7 @@ def _label(rgb: np.ndarray, text: str) -> None:
                     cv2.LINE_AA)
 
 
-def _side_by_side(before: np.ndarray, after: np.ndarray, what: str = "deblurred") -> np.ndarray:
+def _side_by_side(before: np.ndarray, after: np.ndarray, what: str) -> np.ndarray:
     pair = np.concatenate([before, after], axis=1)
     _label(pair[:, :before.shape[1]], "input")
     _label(pair[:, before.shape[1]:], what)
@@ -271,6 +271,8 @@ class _Run:
     def __init__(self, reader: Reader, deblurrer: Deblurrer, side_by_side: bool, progress: ProgressCallback | None,
                  realtime: bool, depth: int = 8) -> None:
         self.reader, self.deblurrer, self.side_by_side = reader, deblurrer, side_by_side
+        model = deblurrer.model  # the output's half of a side-by-side is labelled with the model that made it
+        self.label = model.path.stem + ("" if model.trained else " (untrained)")
         self.progress, self.realtime, self.live = progress, realtime, reader.location.live
         self.stop = threading.Event()  # everything stops: an error, or a file's conversion cancelled
         self.ending = threading.Event()  # the reader stops; what was read is finished and kept (live input stopped)
@@ -355,8 +357,8 @@ class _Run:
             frame = self.pending.popleft()[0]
             self._out(frame, frame.rgb, "passed through")
 
-    def _out(self, frame: Frame, rgb: np.ndarray, what: str = "deblurred") -> None:
-        pair = _side_by_side(frame.rgb, rgb, what) if self.side_by_side else rgb
+    def _out(self, frame: Frame, rgb: np.ndarray, what: str | None = None) -> None:
+        pair = _side_by_side(frame.rgb, rgb, what or self.label) if self.side_by_side else rgb
         _put(self.restored, (pair, frame.pts, frame.name), self.stop, [self.writing])
         self.done += 1
         total = self.reader.source.frames

@@ -117,13 +117,15 @@ def test_odd_sizes(tmp_path):
 def test_images_in_and_out_and_side_by_side(tmp_path, tiny):
     make_video(tmp_path / "in.mp4", frames=4, size=(24, 30))
     folder = tmp_path / "frames"
-    assert strcnn("deblur", tmp_path / "in.mp4", folder, "--model", IDENTITY).exit_code == 0
+    result = strcnn("deblur", tmp_path / "in.mp4", folder, "--model", IDENTITY)
+    assert result.exit_code == 0 and f"wrote 4 frames as PNG images into the folder {folder} (" in result.stderr
     names = sorted(p.name for p in folder.iterdir())
     assert names == [f"frame_{i:06d}.png" for i in range(4)]
     np.testing.assert_array_equal(frames_of(folder), frames_of(tmp_path / "in.mp4"))  # lossless PNGs
     result = strcnn("deblur", str(folder / "*.png"), tmp_path / "sbs.mp4", "--model", tiny[0], "--fps", "30000/1001",
                     "--side-by-side")
     assert result.exit_code == 0, result.output
+    assert f"wrote 4 frames to {tmp_path / 'sbs.mp4'} (" in result.stderr
     facts = video_facts(tmp_path / "sbs.mp4")
     assert facts["size"] == (24, 60) and facts["frames"] == 4 and facts["rate"] == Fraction(30000, 1001)
 

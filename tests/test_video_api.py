@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from strcnn_sdk import Cancelled, MediaError, MediaWarning, Model, deblur_video, iter_frames
 from strcnn_sdk.cli import _progress, app
 from strcnn_sdk.model import shipped_model_path
+from strcnn_sdk.pipeline import _label
 from media import SUBTITLE, frames_of, make_video, video_facts
 
 IDENTITY = shipped_model_path().with_name("identity.onnx")
@@ -185,6 +186,12 @@ def test_side_by_side_halves_are_labelled(tmp_path, identity):
         corner = np.abs(half[:30, :80] - clip[0][:30, :80]).max(-1)
         assert (corner > 100).sum() > 20  # the label's strokes
         assert np.abs(half[50:] - clip[0][50:]).mean() < 3  # the picture below it is untouched
+    labels = {}
+    for text in ("identity (untrained)", "deblurred"):  # the model's half names the model, not a claim
+        labels[text] = clip[0].copy()
+        _label(labels[text], text)
+    assert np.abs(pair[:40, 128:] - labels["identity (untrained)"][:40]).mean() < \
+        0.5 * np.abs(pair[:40, 128:] - labels["deblurred"][:40]).mean()
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
