@@ -404,8 +404,8 @@ def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: 
         training, quality = meta.get("training") or {}, meta.get("quality") or {}
         typer.echo(f"  trained: {training.get('steps', '?')} steps, {training.get('hours', '?')} h on "
                    f"{training.get('hardware', '?')}")
-        typer.echo(f"  PSNR gain over the blurry input ({meta['precision']}): {describe_quality(quality)} "
-                   "(see MODEL_CARD.md)")
+        typer.echo(f"  PSNR gain over the blurry input, measured in {meta['precision']} (the precision that runs): "
+                   f"{describe_quality(quality)} (see MODEL_CARD.md)")
     else:
         typer.echo("  trained: NO (random weights: runs, but does not deblur)")
     if "quality_vs_fp32" in meta:
@@ -647,7 +647,8 @@ def _bench_rows(model: Path | None, threads: int | None, providers: list[str], p
         except (ValueError, TypeError) as e:
             raise fail(str(e)) from None
         if key in measured:
-            typer.echo(f"{precision} on {provider}: the same model and provider as {measured[key]}, measured once")
+            typer.echo(f"{precision} on {provider} is {measured[key]} here (the same model file on the same "
+                       f"provider): measured once, as {measured[key]}")
         else:
             measured[key] = f"{precision} on {provider}"
             configs.append((provider, precision))
@@ -665,9 +666,11 @@ def _bench_rows(model: Path | None, threads: int | None, providers: list[str], p
             done_pixels += width * height
             left = all_pixels - done_pixels
             per_pixel = (time.perf_counter() - start) / done_pixels
+            overhead = 100 * (streamed / bare - 1)  # below 1% (or negative) the two medians differ by noise alone
+            cost = f"overhead {overhead:.1f}% of the bare session's time" if overhead >= 1 else \
+                "overhead under 1% of the bare session's time, within the timing noise"
             typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model "
-                       f"{1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "
-                       f"(overhead {100 * (streamed / bare - 1):.1f}% of the bare session's time), "
+                       f"{1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps ({cost}), "
                        f"rss {rss_mib():.0f} MiB" + (f"; about {per_pixel * left:.0f} s left" if left else ""))
         loaded.close()
     return configs[0]

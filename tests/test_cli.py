@@ -217,6 +217,7 @@ def test_info_prints_the_models_own_verdict():
         assert result.exit_code == 0 and describe_quality(meta["quality"]) in result.output, result.output
         assert "GoPro pairs" in result.output and "do-no-harm" in result.output
         assert "do-no-harm rule" not in result.output  # stated among the figures; the warning is for using it
+        assert f"measured in {precision} (the precision that runs)" in result.output
 
 
 def test_bench_prints_every_figure():
@@ -241,6 +242,7 @@ def test_bench_measures_each_configuration_once_reports_as_it_goes_and_releases_
     lines = result.output.splitlines()
     assert [line.split(":")[0] for line in lines if line.startswith("row ")] == [f"row {i}/4" for i in (1, 2, 3, 4)]
     assert sum("measured once" in line for line in lines) == 1
+    assert not [line for line in lines if "overhead -" in line]  # noise is called noise, not a negative cost
     assert sum("fps, Deblurrer.push" in line for line in lines) == 4 and "s left" in result.output
     assert len(closed) == 2
 
