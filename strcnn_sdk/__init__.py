@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .deblurrer import Deblurrer, StreamState
 from .model import Model, QualityWarning, UntrainedModelWarning
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .jobs import Result
@@ -41,5 +42,5 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = ["Cancelled", "Deblurrer", "Frame", "MediaError", "MediaWarning", "Model", "OutputClosed", "ProgressCallback",
-           "QualityWarning", "Result", "StreamLost", "StreamState", "UntrainedModelWarning", "__version__", "deblur_many", "deblur_video",
-           "iter_frames"]
+           "QualityWarning", "Result", "Settings", "StreamLost", "StreamState", "UntrainedModelWarning", "__version__",
+           "deblur_many", "deblur_video", "iter_frames"]

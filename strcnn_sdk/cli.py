@@ -25,6 +25,7 @@ from .model import (_PROVIDER_NAMES, Model, QualityWarning, UntrainedModelWarnin
                     planned_model, shipped_model_path, show_onnxruntime_log)
 from .jobs import STATUSES
 from .metrics import describe_quality
+from .settings import Settings
 from .system import cpu_flags, median_seconds, rss_mib, write_atomic
 from .video import Encoding, MediaError, MediaWarning, OutputClosed, Reader, is_video_path
 
@@ -160,11 +161,12 @@ def deblur(
                    "strcnn deblur - out.mp4")
     if output == "-" and sys.stdout.isatty():
         raise fail("standard output (-) is a terminal; pipe it into a player or a file, e.g. | ffplay -")
+    settings = Settings(input_format=input_format, input_options=options, frames=frames, duration=duration,
+                        realtime=realtime, reconnect=reconnect, fps=fps, tile=tiles, codec=codec, crf=crf,
+                        preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side, format=format,
+                        overwrite=force)
     try:
-        shaping = dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps, audio=audio,
-                       side_by_side=side_by_side, tile=tiles)
-        check_run(source, output, overwrite=force, reconnect=reconnect, realtime=realtime, format=format,
-                  **shaping)  # before the model loads
+        check_run(source, output, settings)  # before the model loads
         loaded = load_model(model, provider, threads, precision)
         _tile(tile, loaded)
         with _warnings_as_lines(quiet), _progress(quiet) as bar:
@@ -172,9 +174,7 @@ def deblur(
                 passed[0] = through or 0
                 bar(done, total, "" if through is None else f"{through} passed through")
 
-            count = deblur_video(source, output, model=loaded, overwrite=force, progress=progress,
-                                 input_format=input_format, input_options=options, format=format, frames=frames,
-                                 duration=duration, realtime=realtime, reconnect=reconnect, **shaping)
+            count = deblur_video(source, output, model=loaded, settings=settings, progress=progress)
     except OutputClosed as e:  # e.g. the player at the end of a pipe was quit: an ending, not a failure
         typer.echo(f"strcnn: {e}; stopped", err=True)
         return
@@ -326,11 +326,11 @@ def deblur_many(
 
     show_onnxruntime_log(verbose)
     _catch_signals()
-    options = dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side,
-                   tile=_tile(tile))
+    settings = Settings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side,
+                        tile=_tile(tile))
     try:
         check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
-                  gpus_per_worker=gpus_per_worker, **options)  # before the model loads
+                  gpus_per_worker=gpus_per_worker, settings=settings)  # before the model loads
         with _warnings_as_lines(quiet), _progress(quiet) as bar:
             loaded = model if ray else load_model(model, provider, threads, precision)
             if not ray:
@@ -343,7 +343,7 @@ def deblur_many(
             start = time.perf_counter()
             results = run(inputs, out, model=loaded, providers=provider, threads=threads, precision=precision,
                           suffix=suffix, ext=ext, force=force, jobs=jobs, ray=ray, workers=workers,
-                          gpus_per_worker=gpus_per_worker, progress=progress, **options)
+                          gpus_per_worker=gpus_per_worker, progress=progress, settings=settings)
     except MediaError as e:
         raise fail(str(e)) from None
     for result in results:

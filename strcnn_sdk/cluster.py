@@ -20,11 +20,12 @@ from typing import Sequence
 
 from .jobs import Result, Tally, Task, run_one, warnings_per_video
 from .model import Model
+from .settings import Settings
 from .video import MediaError
 
 
 def _worker(model: str | None, providers: str | Sequence, threads: int, precision: str, force: bool,
-            options: dict) -> type:
+            settings: Settings) -> type:
     """The class of the Ray Data actors: one model, loaded when the actor starts, deblurring one video per row.
     The settings travel inside the class (pickled with it), not as constructor arguments in the object store."""
 
@@ -42,7 +43,7 @@ def _worker(model: str | None, providers: str | Sequence, threads: int, precisio
                 result = Result(task.source, task.output, "failed", self.error)
             else:
                 with warnings_per_video():
-                    result = run_one(task, self.model, options, force)
+                    result = run_one(task, self.model, settings, force)
             return {"result": json.dumps(asdict(result))}  # one column: rows of any outcome share one schema
 
     return Worker
@@ -86,7 +87,7 @@ def _check_reachable(address: str) -> None:
 
 
 def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | str | os.PathLike | None,
-               providers: str | Sequence, threads: int | None, precision: str, force: bool, options: dict,
+               providers: str | Sequence, threads: int | None, precision: str, force: bool, settings: Settings,
                workers: int | None, gpus_per_worker: float) -> list[Result]:
     """Run a job's videos on Ray Data and return their results in the tasks' order.
 
@@ -121,7 +122,7 @@ def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | 
     rows = ray.data.from_items([asdict(task) for task in tasks], override_num_blocks=len(tasks))
     # one video at a time per worker: a long video queued behind another would leave a free worker idle
     pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
-    mapped = rows.map(_worker(model, providers, cpus, precision, force, options), compute=pool, num_cpus=cpus,
+    mapped = rows.map(_worker(model, providers, cpus, precision, force, settings), compute=pool, num_cpus=cpus,
                       num_gpus=gpus_per_worker or None)
     results: dict[Task, Result] = {}
     try:

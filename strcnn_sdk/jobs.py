@@ -19,6 +19,7 @@ import av
 
 from .model import Model
 from .pipeline import Cancelled, deblur_video, output_record
+from .settings import Settings
 from .video import TEXT_FILE, MediaError, MediaWarning, NotAVideo, is_text, read_record
 
 STATUSES = ("done", "skipped", "failed", "cancelled")
@@ -110,9 +111,9 @@ def warnings_per_video() -> Iterator[None]:
         yield
 
 
-def run_one(task: Task, model: Model, options: dict, force: bool = False,
+def run_one(task: Task, model: Model, settings: Settings, force: bool = False,
             progress: Callable[[int, int | None], bool | None] | None = None) -> Result:
-    """Deblur one video of a job with `deblur_video` (its `options`), or skip it, never raising for a bad video:
+    """Deblur one video of a job with `deblur_video` (its `settings`), or skip it, never raising for a bad video:
     every end, a damaged input included, is a `Result`."""
     start = time.perf_counter()
     notes = _current.set([])
@@ -126,7 +127,7 @@ def run_one(task: Task, model: Model, options: dict, force: bool = False,
         if task.searched and is_text(task.source):  # passed over before its output's folder is made
             raise NotAVideo(f"{task.source}: {TEXT_FILE}")
         if os.path.exists(task.output) and not force:
-            before, now = read_record(task.output), output_record(task.output, model, **options)
+            before, now = read_record(task.output), output_record(task.output, model, settings)
             if before is None:
                 return result("failed", f"{task.output} exists and was not written by strcnn-sdk; pass --force to "
                                         f"replace it")
@@ -135,7 +136,8 @@ def run_one(task: Task, model: Model, options: dict, force: bool = False,
                 return result("skipped", "made before with the same model and options")
             note = f"replaced an output made with another {', '.join(changed)}"
         Path(task.output).parent.mkdir(parents=True, exist_ok=True)
-        frames = deblur_video(task.source, task.output, model=model, overwrite=True, progress=progress, **options)
+        frames = deblur_video(task.source, task.output, model=model, settings=settings, overwrite=True,
+                              progress=progress)
         return result("done", note, frames)
     except Cancelled:
         return result("cancelled", "stopped before it ended; nothing written")

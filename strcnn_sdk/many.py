@@ -3,7 +3,7 @@ one output folder; one after another (or a few side by side) on this machine, or
 
 A job can be stopped and run again. Outputs are written atomically, so an output that exists is complete; it is
 skipped when the record in its metadata (`output_record`) says it was made by the same model with the same
-options, and made anew otherwise. One damaged input fails alone: every video ends as a `Result`.
+settings, and made anew otherwise. One damaged input fails alone: every video ends as a `Result`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Sequence
 from .jobs import JobProgressCallback, Result, Tally, Task, run_one, warnings_per_video
 from .model import Model
 from .pipeline import check_output
+from .settings import Settings
 from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, natural
 
 MANIFEST_SUFFIXES = (".txt", ".lst", ".list")
@@ -141,10 +142,9 @@ def _manifest(path: Path) -> list[Path]:
 
 def check_job(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix: str = "",
               ext: str | None = None, jobs: int = 1, ray: str | None = None, workers: int | None = None,
-              gpus_per_worker: float = 0.0, **options) -> list[Task]:
-    """The checks of a job that cost nothing, made before a model loads: its options (`options`: the outputs'
-    options of `deblur_video`), and its inputs and outputs (`plan`). Returns the tasks; raises `MediaError`
-    naming what is wrong."""
+              gpus_per_worker: float = 0.0, settings: Settings = Settings()) -> list[Task]:
+    """The checks of a job that cost nothing, made before a model loads: its options and `settings`, and its
+    inputs and outputs (`plan`). Returns the tasks; raises `MediaError` naming what is wrong."""
     if jobs < 1:
         raise MediaError(f"jobs must be 1 or more, got {jobs}")
     if ray is None and (workers is not None or gpus_per_worker):
@@ -152,7 +152,7 @@ def check_job(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, su
     if ray is not None and jobs != 1:
         raise MediaError("--jobs is for this machine; on Ray, --workers sets how many videos run side by side")
     tasks = plan(inputs, out, suffix=suffix, ext=ext)
-    check_output(tasks[0].output, **options)
+    check_output(tasks[0].output, settings)
     return tasks
 
 
@@ -161,13 +161,14 @@ def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                 threads: int | None = None, precision: str = "auto", suffix: str = "", ext: str | None = None,
                 force: bool = False, jobs: int = 1, ray: str | None = None, workers: int | None = None,
                 gpus_per_worker: float = 0.0, progress: JobProgressCallback | None = None,
-                **options) -> list[Result]:
+                settings: Settings | None = None, **options) -> list[Result]:
     """Deblur every video of `inputs` into the folder `out`, as ``strcnn deblur-many`` does; one `Result` per
     video, in the order found. See `plan` for the inputs and the output names.
 
-    `options` are `deblur_video`'s output options (codec, crf, preset, pix_fmt, audio, side_by_side, tile), the
-    same for every video. An output that exists is skipped when it was made with the same model and options,
-    made anew when not, and refused (a failed row) when this package did not write it; `force` makes all anew.
+    `settings` (a `Settings`, with keyword `options` named like its fields replacing them: codec=, crf=,
+    pix_fmt=, side_by_side=, tile= ...) are the same for every video. An output that exists is skipped when it
+    was made with the same model and settings, made anew when not, and refused (a failed row) when this package
+    did not write it; `force` makes all anew.
 
     On this machine (`ray` None) videos run one after another, or `jobs` at a time sharing one `Model`
     (`model`, `providers`, `threads`, `precision` as for `Model`). With `ray` ("local": a Ray instance on this
@@ -178,28 +179,30 @@ def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     written) and they and those not started come back "cancelled". Raises `MediaError` for unusable inputs or
     options, before any video runs.
     """
+    settings = Settings.of(settings, options)
     tasks = check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
-                      gpus_per_worker=gpus_per_worker, **options)
+                      gpus_per_worker=gpus_per_worker, settings=settings)
     tally = Tally(tasks, progress)
     if ray is not None:
         from .cluster import run_on_ray
 
         return run_on_ray(tasks, ray, tally, model=model, providers=providers, threads=threads,
-                          precision=precision, force=force, options=options, workers=workers,
+                          precision=precision, force=force, settings=settings, workers=workers,
                           gpus_per_worker=gpus_per_worker)
     if not isinstance(model, Model):
         model = Model(model, providers=providers, threads=threads, precision=precision)
-    return _run_here(tasks, model, force, options, jobs, tally)
+    return _run_here(tasks, model, force, settings, jobs, tally)
 
 
-def _run_here(tasks: list[Task], model: Model, force: bool, options: dict, jobs: int, tally: Tally) -> list[Result]:
+def _run_here(tasks: list[Task], model: Model, force: bool, settings: Settings, jobs: int,
+              tally: Tally) -> list[Result]:
     """The videos on this machine, `jobs` at a time in threads sharing `model`; Ctrl-C cancels what is left."""
     results: dict[Task, Result] = {}
 
     def work(task: Task) -> Result:
         if tally.stopped:
             return Result(task.source, task.output, "cancelled", "the job was stopped before this video began")
-        return run_one(task, model, options, force, lambda done, total: tally.frame(task, done))
+        return run_one(task, model, settings, force, lambda done, total: tally.frame(task, done))
 
     with warnings_per_video(), ThreadPoolExecutor(jobs) as pool:
         running = {pool.submit(work, task): task for task in tasks}

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import inspect
 import os
 import queue
 import threading
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import av
 import cv2
@@ -23,6 +22,7 @@ import numpy as np
 
 from .deblurrer import Deblurrer
 from .model import Model
+from .settings import Settings
 from .video import (AUDIO_MODES, Encoding, Frame, Location, MediaError, Reader, check_encoder, codec_for,
                     is_video_path, locate, open_output)
 
@@ -89,110 +89,91 @@ def _items(q: queue.Queue, stages: Iterable[_Stage], stop: threading.Event):
         yield item
 
 
+class Plan(NamedTuple):
+    """A run's input and output as checked before a model loads (`check_run`): each located once."""
+
+    source: Location
+    output: Location
+    live: bool  # the input is live (standard input, a URL, a device)
+    encoding: Encoding  # the output's, its record without the model yet
+
+
 def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
                  model: Model | str | os.PathLike | None = None, providers: str | Sequence = "auto",
-                 threads: int | None = None, precision: str = "auto", codec: str | None = None,
-                 crf: int | None = 18, preset: str | None = "medium", pix_fmt: str = "yuv420p",
-                 fps: Fraction | int | float | str = 25, audio: str = "copy", side_by_side: bool = False,
-                 tile: int | str | None = "auto", overwrite: bool = False,
-                 progress: ProgressCallback | None = None, input_format: str | None = None,
-                 input_options: dict[str, str] | None = None, format: str | None = None, frames: int | None = None,
-                 duration: float | None = None, realtime: bool = False, reconnect: float = 30.0) -> int:
+                 threads: int | None = None, precision: str = "auto", settings: Settings | None = None,
+                 progress: ProgressCallback | None = None, **options) -> int:
     """Deblur a video (a file, `-` for standard input, a URL, an FFmpeg device as `FORMAT:SPEC`, or a folder or
     quoted glob of images) into a video file, a folder of PNGs or `-` for standard output, as ``strcnn deblur``
     does: timing, colour, rotation and other streams kept, a file output written atomically.
 
     Each call is a new stream. `model` is a `Model` (shared, e.g. across calls), a path to an .onnx, or None for
-    the shipped one, opened with `providers`, `threads` and `precision`. `codec` (None: H.264, VP9 for .webm),
-    `crf`, `preset` and `pix_fmt` set the encoder; `fps` is the rate of an image-sequence input; `audio` is
-    "copy" (where the output can hold it, else encoded anew), "encode" or "none". `side_by_side` writes the input
-    and the output side by side, labelled. `tile` is the `Deblurrer`'s (large frames in tiles, to bound
-    memory). `progress(done, total)` is called after every frame; returning False cancels (raising `Cancelled`,
-    with nothing written). A video output's metadata records the model and the options that shaped it
-    (`output_record`). Returns the number of frames written; raises `MediaError` for an input, output or option
-    that cannot be used, naming it.
+    the shipped one, opened with `providers`, `threads` and `precision`. `settings` (a `Settings`) says how to
+    read, run and write; keyword `options`, named like its fields (codec=, crf=, pix_fmt=, side_by_side=,
+    overwrite=, frames=, realtime= ...), set or replace its fields. `progress(done, total)` is called after every
+    frame; returning False cancels (raising `Cancelled`, with nothing written). A video output's metadata records
+    the model and the settings that shaped it (`output_record`). Returns the number of frames written; raises
+    `MediaError` for an input, output or option that cannot be used, naming it, and `TypeError` for an option
+    that is none. A file input that ends before the frames its header promises warns (`MediaWarning`) and keeps
+    what was read.
 
-    Live use: `input_format` and `input_options` go to FFmpeg's demuxer (`Reader`); `format` is the output's
-    container (default: from the file's name, Matroska on standard output; "mp4" there is fragmented MP4).
-    `frames` and `duration` end the input early. A live input (standard input, a URL, a device) stopped by
-    Ctrl-C or by `progress` returning False ends like a finished one: the output is completed and kept. A URL
-    that drops is reopened for up to `reconnect` seconds; a live input that fails for good (`StreamLost`, a
-    device gone) also ends the run with its output completed, and then the error is raised. With `realtime`, a
-    frame that arrives while the model is still busy with an earlier one is written untouched instead of
-    waiting, so that the output keeps up with the input; the model's window and state go on from the next frame
-    it takes, and `progress` gets a third argument, the frames passed through so far.
+    Live use: a live input (standard input, a URL, a device) stopped by Ctrl-C or by `progress` returning False
+    ends like a finished one: the output is completed and kept. A URL that drops is reopened for up to
+    `reconnect` seconds; a live input that fails for good (`StreamLost`, a device gone) also ends the run with its
+    output completed, and then the error is raised. With `realtime`, a frame that arrives while the model is
+    still busy with an earlier one is written untouched instead of waiting, so that the output keeps up with the
+    input; the model's window and state go on from the next frame it takes, and `progress` gets a third
+    argument, the frames passed through so far.
     """
+    settings = Settings.of(settings, options)
     source, output = os.fspath(source), os.fspath(output)
-    into, live, encoding = check_run(source, output, overwrite=overwrite, reconnect=reconnect, realtime=realtime,
-                                     format=format, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps,
-                                     audio=audio, side_by_side=side_by_side, tile=tile)
+    plan = check_run(source, output, settings)
     if not isinstance(model, Model):
         model = Model(model, providers=providers, threads=threads, precision=precision)
-    encoding = dataclasses.replace(_recorded(encoding, model), live=live or into.kind == "pipe")
+    encoding = dataclasses.replace(_recorded(plan.encoding, model), live=plan.live or plan.output.kind == "pipe")
     try:
-        deblurrer = Deblurrer(model, tile=tile)
+        deblurrer = Deblurrer(model, tile=settings.tile)
     except ValueError as e:  # options are reported like the other options of a run
         raise MediaError(str(e)) from None
-    reading = dict(input_format=input_format, options=input_options, frames=frames, duration=duration,
-                   reconnect=reconnect)
-    return _deblur(source, output, deblurrer, encoding, side_by_side, progress, realtime, reading)
+    return _deblur(plan.source, output, deblurrer, encoding, settings, progress)
 
 
-def check_run(source: str, output: str, *, overwrite: bool = False, reconnect: float = 30.0,
-              realtime: bool = False, format: str | None = None, **options) -> tuple[Location, bool, Encoding]:
+def check_run(source: str, output: str, settings: Settings = Settings()) -> Plan:
     """The checks of a run that cost nothing, made before a model loads: an output that would replace the input or
-    an existing file (without `overwrite`), options that do not fit the input, and the output's options (`options`:
-    those of `deblur_video` that shape the output, defaults for the others). Returns where the output goes,
-    whether the input is live, and the output's encoding (its record without the model); raises `MediaError`
-    naming what is wrong."""
+    an existing file (unless `settings.overwrite`), settings that do not fit the input, and the output's
+    settings (encoder, pixel format, quality scale, rate, audio). Returns the `Plan`; raises `MediaError` naming
+    what is wrong."""
     into = locate(output, writing=True)
     if into.kind == "path" and os.path.exists(output):
         if os.path.exists(source) and os.path.samefile(source, output):
             raise MediaError(f"{output}: the output would overwrite the input; choose another name")
-        if not overwrite:
+        if not settings.overwrite:
             raise MediaError(f"{output} exists; pass --force to overwrite it (overwrite=True in Python)")
         if os.path.isdir(output) == is_video_path(Path(output)):
             raise MediaError(f"{output} exists and is a {'folder' if os.path.isdir(output) else 'file'}; "
                              f"choose another name")
-    if reconnect < 0:
-        raise MediaError(f"--reconnect must be 0 or more seconds, got {reconnect}")
-    live = locate(source).live
-    if realtime and not live:
+    if settings.reconnect < 0:
+        raise MediaError(f"--reconnect must be 0 or more seconds, got {settings.reconnect}")
+    where = locate(source)
+    if settings.realtime and not where.live:
         raise MediaError(f"{source}: --realtime is for live inputs (standard input, a URL, a device); a file is "
                          f"read as fast as the model goes, so nothing needs to be passed through")
-    return into, live, _encoding(output, format=format, **_shaping(options))
+    return Plan(where, into, where.live, _encoding(output, settings))
 
 
-# the options of `deblur_video` that shape its output, and so go into the record it writes
-_SHAPING = ("codec", "crf", "preset", "pix_fmt", "fps", "audio", "side_by_side", "tile")
-
-
-def _shaping(options: dict) -> dict:
-    """The options that shape an output, `deblur_video`'s defaults for those not given; refuses any other."""
-    unknown = set(options) - set(_SHAPING)
-    if unknown:
-        raise TypeError(f"not options of a video's output: {', '.join(sorted(unknown))}")
-    defaults = {name: parameter.default for name, parameter in inspect.signature(deblur_video).parameters.items()
-                if name in _SHAPING}
-    return {**defaults, **options}
-
-
-def _encoding(output: str, *, format: str | None = None, codec: str | None, crf: int | None, preset: str | None,
-              pix_fmt: str, fps: Fraction | int | float | str, audio: str, side_by_side: bool,
-              tile: int | str | None) -> Encoding:
-    """The checked encoding of an output, with the record of the options that make it for its metadata (the model
-    is added by `_recorded`)."""
+def _encoding(output: str, settings: Settings) -> Encoding:
+    """The checked encoding of an output, with the record of the settings that make it for its metadata (the
+    model is added by `_recorded`)."""
     from . import __version__
 
-    if audio not in AUDIO_MODES:
-        raise MediaError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}")
-    encoding = Encoding(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fps=_rate(fps), audio=audio,
-                        format=format)
+    if settings.audio not in AUDIO_MODES:
+        raise MediaError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {settings.audio!r}")
+    encoding = Encoding(codec=settings.codec, crf=settings.crf, preset=settings.preset, pix_fmt=settings.pix_fmt,
+                        fps=_rate(settings.fps), audio=settings.audio, format=settings.format)
     encoder = codec_for(output, encoding)
     if output == "-" or is_video_path(Path(output)):
         check_encoder(encoder, encoding)
-    record = {"strcnn_sdk": __version__, "model": None, "model_sha256": None, "codec": encoder, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
-              "fps": str(encoding.fps), "audio": audio, "side_by_side": side_by_side, "tile": tile}
+    record = {"strcnn_sdk": __version__, "model": None, "model_sha256": None,
+              **settings.recorded(), "codec": encoder, "fps": str(encoding.fps)}
     return dataclasses.replace(encoding, record=record)
 
 
@@ -202,17 +183,17 @@ def _recorded(encoding: Encoding, model: Model) -> Encoding:
                                                  "model_sha256": model.sha256})
 
 
-def check_output(output: str | os.PathLike, **options) -> None:
-    """Check the options that shape an output (those of `deblur_video`), before a model loads; raises
-    `MediaError` naming what is wrong."""
-    _encoding(os.fspath(output), **_shaping(options))
+def check_output(output: str | os.PathLike, settings: Settings) -> None:
+    """Check the settings that shape an output, before a model loads; raises `MediaError` naming what is wrong."""
+    _encoding(os.fspath(output), settings)
 
 
-def output_record(output: str | os.PathLike, model: Model, **options) -> dict:
-    """The record that ``deblur_video(source, output, model=model, **options)`` writes into its output's metadata
-    (read back by `read_record`): the package version, the model's file name and SHA-256, and every option that
-    shapes the output. Two outputs of one input whose records agree, version aside, are the same video."""
-    return _recorded(_encoding(os.fspath(output), **_shaping(options)), model).record
+def output_record(output: str | os.PathLike, model: Model, settings: Settings = Settings()) -> dict:
+    """The record that ``deblur_video(source, output, model=model, settings=settings)`` writes into its output's
+    metadata (read back by `read_record`): the package version, the model's file name and SHA-256, and every
+    setting that shapes the output. Two outputs of one input whose records agree, version aside, are the same
+    video."""
+    return _recorded(_encoding(os.fspath(output), settings), model).record
 
 
 def _rate(fps: Fraction | int | float | str) -> Fraction:
@@ -241,15 +222,15 @@ def _side_by_side(before: np.ndarray, after: np.ndarray, what: str) -> np.ndarra
     return pair
 
 
-def _deblur(source: str, output: str, deblurrer: Deblurrer, encoding: Encoding, side_by_side: bool,
-            progress: ProgressCallback | None, realtime: bool, reading: dict) -> int:
+def _deblur(source: Location, output: str, deblurrer: Deblurrer, encoding: Encoding, settings: Settings,
+            progress: ProgressCallback | None) -> int:
     """The pipeline of `deblur_video`: a reader thread, the model here, a writer thread."""
-    with Reader(source, **reading) as reader:
-        run = _Run(reader, deblurrer, side_by_side, progress, realtime)
+    with Reader(source, **settings.reading()) as reader:
+        run = _Run(reader, deblurrer, settings.side_by_side, progress, settings.realtime)
         readers = _Stage(run.read)
         try:
             readers.start()  # inside the try: an interruption right after a start still stops the stage
-            width = reader.source.width * (2 if side_by_side else 1)
+            width = reader.source.width * (2 if settings.side_by_side else 1)
             with open_output(output, reader.source, encoding, width) as writer:
                 run.restore(writer, readers)
         finally:

@@ -286,10 +286,10 @@ class Reader:
     mid-stream is reopened, waiting 0.5 s, 1 s, 2 s ... between tries, for up to `reconnect` seconds, then
     `StreamLost` is raised; `timeout` is how long a URL may stay silent before that counts as a failure."""
 
-    def __init__(self, spec: str | os.PathLike, *, input_format: str | None = None,
+    def __init__(self, spec: str | os.PathLike | Location, *, input_format: str | None = None,
                  options: dict[str, str] | None = None, frames: int | None = None, duration: float | None = None,
                  reconnect: float = 30.0, timeout: float = 10.0) -> None:
-        self.location = locate(spec)
+        self.location = spec if isinstance(spec, Location) else locate(spec)
         self.name = self.location.text
         self.input_format, self.options = input_format, dict(options or {})
         self.frames, self.duration = frames, duration

@@ -1,6 +1,7 @@
 """The Python video API (`deblur_video`, `iter_frames`) and what a video brings beside its pictures: streams the
 output cannot hold, raw streams, size changes, aspect ratio, HDR tags, image order, progress."""
 
+import dataclasses
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from strcnn_sdk import Cancelled, MediaError, MediaWarning, Model, deblur_video, iter_frames
+from strcnn_sdk import Cancelled, MediaError, MediaWarning, Model, Settings, deblur_video, iter_frames
 from strcnn_sdk.cli import _progress, app
 from strcnn_sdk.model import shipped_model_path
 from strcnn_sdk.pipeline import _label
+from strcnn_sdk.video import read_record
 from media import SUBTITLE, frames_of, make_video, video_facts
 
 IDENTITY = shipped_model_path().with_name("identity.onnx")
@@ -174,6 +176,21 @@ def test_svt_av1_gets_a_numeric_preset(tmp_path, identity):
     make_video(tmp_path / "in.mp4", frames=2, size=(64, 64))
     deblur_video(tmp_path / "in.mp4", tmp_path / "out.mkv", model=identity, codec="libsvtav1", preset="medium")
     assert streams(tmp_path / "out.mkv")[0][1] in ("libdav1d", "av1", "libaom-av1")
+
+
+def test_settings_and_keywords_say_the_same(tmp_path, identity):
+    """A `Settings` object and keyword arguments are one way of saying how to run: keywords replace its fields,
+    the outputs' records agree, a keyword that is no setting is a TypeError naming it, and settings are frozen."""
+    make_video(tmp_path / "in.mp4", frames=2)
+    deblur_video(tmp_path / "in.mp4", tmp_path / "a.mkv", model=identity, crf=30, side_by_side=True)
+    shared = Settings(crf=10, side_by_side=True)
+    deblur_video(tmp_path / "in.mp4", tmp_path / "b.mkv", model=identity, settings=shared, crf=30)
+    assert read_record(tmp_path / "a.mkv") == read_record(tmp_path / "b.mkv")
+    assert read_record(tmp_path / "b.mkv")["crf"] == 30 and shared.crf == 10
+    with pytest.raises(TypeError, match="not a setting of a run: quality"):
+        deblur_video(tmp_path / "in.mp4", tmp_path / "c.mkv", model=identity, quality=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        shared.crf = 20
 
 
 def test_side_by_side_halves_are_labelled(tmp_path, identity):
