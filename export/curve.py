@@ -2,9 +2,11 @@
 the share of dead ReLU channels (the network's health, `export.health`) on a second axis.
 
 Each leg of the run (a start line in the log) is shaded by the hardware it ran on, so that CPU hours and GPU
-minutes are told apart.
+minutes are told apart. Given several logs, it draws their validation gains against training hours side by
+side instead, one line a run (arms compared at equal compute, as ``export.compare --hours`` tabulates them).
 
     python -m export.curve runs/main/log.txt docs/training-curve.png
+    python -m export.curve runs/width/*/log.txt docs/width-curves.png
 """
 
 from __future__ import annotations
@@ -78,14 +80,49 @@ def draw(log: Path, png: Path) -> dict[str, list]:
     return figures
 
 
+def draw_runs(logs: list[Path], png: Path) -> dict[str, list]:
+    """Write the validation gain of each run against its training hours as a PNG, one line a run named by its
+    folder; returns each run's (hours, gain, step) points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    drawn = {}
+    for log in logs:
+        points = drawn[Path(log).parent.name] = sorted(read_log(log)[1]["validation"])
+        if points:
+            hours, gains, _ = zip(*points)
+            ax.plot(hours, gains, "o-", label=Path(log).parent.name, markersize=4)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("training compute, hours (evaluation left out)")
+    ax.set_ylabel("validation PSNR gain over the blurry input, dB")
+    ax.set_title("Runs side by side: mean validation gain on clips below 40 dB input")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+    plt.close(fig)
+    return drawn
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m export.curve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("log", type=Path, help="a training log (OUT/log.txt)")
-    parser.add_argument("png", type=Path, help="the picture to write")
+    parser.add_argument("paths", type=Path, nargs="+", metavar="LOG ... PNG",
+                        help="training logs (OUT/log.txt), then the picture to write")
     args = parser.parse_args(argv)
-    figures = draw(args.log, args.png)
-    print(f"wrote {args.png}: {len(figures['validation'])} validation and {len(figures['test'])} test points")
+    if len(args.paths) < 2:
+        parser.error("give one or more logs and then the picture to write")
+    *logs, png = args.paths
+    if len(logs) > 1:
+        drawn = draw_runs(logs, png)
+        print(f"wrote {png}: " + ", ".join(f"{run} {len(points)} points" for run, points in drawn.items()))
+        return
+    figures = draw(logs[0], png)
+    print(f"wrote {png}: {len(figures['validation'])} validation and {len(figures['test'])} test points")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ pytest.importorskip("skimage")
 from export import data  # noqa: E402
 from export.__main__ import main as export_main  # noqa: E402
 from export.compare import at_hours, judge, main as compare_main  # noqa: E402
-from export.curve import draw, read_log  # noqa: E402
+from export.curve import draw, draw_runs, read_log  # noqa: E402
 from export.health import Firing, census, dead_channels  # noqa: E402
 from export.model import STRCNN  # noqa: E402
 from export import train as train_module  # noqa: E402
@@ -276,6 +276,9 @@ def test_runs_compare_at_equal_training_hours(tmp_path, capsys):
     assert "| narrow | +0.100 | +0.300 | step 2,000, 1.00 h |" in printed and "| wide | +0.200 | - |" in printed
     with pytest.raises(SystemExit, match="after 2 training hours"):
         compare_main(["--hours", "2", str(logs[1])])
+    assert draw_runs(logs, tmp_path / "arms.png") == {"narrow": [(0.5, 0.1, 1000), (1.0, 0.3, 2000)],
+                                                      "wide": [(0.25, 0.0, 400), (0.75, 0.4, 1200)]}
+    assert (tmp_path / "arms.png").stat().st_size > 10_000
 
 
 def test_the_shipped_models_bar_is_scored_once_per_key(photos, tmp_path):
