@@ -40,13 +40,8 @@ def read_log(path: Path) -> tuple[list[dict], dict[str, list[tuple[float, float,
 
 def draw(log: Path, png: Path) -> dict[str, list]:
     """Write the curve as a PNG; returns the figures drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     legs, figures = read_log(log)
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    fig, ax = _axes()
     for name, style in (("validation", "o-"), ("test", "s--")):
         if figures[name]:
             hours, gains, _ = zip(*figures[name])
@@ -72,23 +67,14 @@ def draw(log: Path, png: Path) -> dict[str, list]:
         health.set_ylabel("dead ReLU channels, %", color="tab:red")
         health.set_ylim(0, max(100.0, max(dead)))
     ax.legend(handles, labels, fontsize=7, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png)
-    plt.close(fig)
+    _save(fig, png)
     return figures
 
 
 def draw_runs(logs: list[Path], png: Path) -> dict[str, list]:
     """Write the validation gain of each run against its training hours as a PNG, one line a run named by its
     folder; returns each run's (hours, gain, step) points."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    fig, ax = _axes()
     drawn = {}
     for log in logs:
         points = drawn[Path(log).parent.name] = sorted(read_log(log)[1]["validation"])
@@ -100,12 +86,29 @@ def draw_runs(logs: list[Path], png: Path) -> dict[str, list]:
     ax.set_ylabel("validation PSNR gain over the blurry input, dB")
     ax.set_title("Runs side by side: mean validation gain on clips below 40 dB input")
     ax.legend(fontsize=7, loc="best")
-    ax.grid(alpha=0.3)
+    _save(fig, png)
+    return drawn
+
+
+def _axes():
+    """A figure of the curves' size, drawn without a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    return plt.subplots(figsize=(8, 4.5), dpi=110)
+
+
+def _save(fig, png: Path) -> None:
+    """Grid the figure's first axes, write it as a PNG and free it."""
+    from matplotlib import pyplot as plt
+
+    fig.axes[0].grid(alpha=0.3)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png)
     plt.close(fig)
-    return drawn
 
 
 def main(argv: list[str] | None = None) -> None:
