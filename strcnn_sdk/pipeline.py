@@ -94,7 +94,6 @@ class Plan(NamedTuple):
 
     source: Location
     output: Location
-    live: bool  # the input is live (standard input, a URL, a device)
     encoding: Encoding  # the output's, its record without the model yet
 
 
@@ -129,7 +128,8 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     plan = check_run(source, output, settings)
     if not isinstance(model, Model):
         model = Model(model, providers=providers, threads=threads, precision=precision)
-    encoding = dataclasses.replace(_recorded(plan.encoding, model), live=plan.live or plan.output.kind == "pipe")
+    live = plan.source.live or plan.output.kind == "pipe"  # low-latency encoding
+    encoding = dataclasses.replace(_recorded(plan.encoding, model), live=live)
     try:
         deblurrer = Deblurrer(model, tile=settings.tile)
     except ValueError as e:  # options are reported like the other options of a run
@@ -157,7 +157,7 @@ def check_run(source: str, output: str, settings: Settings = Settings()) -> Plan
     if settings.realtime and not where.live:
         raise MediaError(f"{source}: --realtime is for live inputs (standard input, a URL, a device); a file is "
                          f"read as fast as the model goes, so nothing needs to be passed through")
-    return Plan(where, into, where.live, _encoding(output, settings))
+    return Plan(where, into, _encoding(output, settings))
 
 
 def _encoding(output: str, settings: Settings) -> Encoding:
