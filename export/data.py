@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
 import math
 import tomllib
 import warnings
@@ -627,6 +628,16 @@ def warn_unpinned_rendering() -> None:
 def test_clips() -> list[tuple[str, np.ndarray, np.ndarray]]:
     """The test set: 24 clips from the photographs inside wheels. Only reported, never used to select."""
     return eval_clips(Sources.wheel(TEST_IMAGES), TEST_SEED, 3)
+
+
+def clips_sha256(clips: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
+    """The SHA-256 of an evaluation set's names and pixels: what says that two sets are the same, bit for bit."""
+    digest = hashlib.sha256()
+    for name, blurry, sharp in clips:
+        digest.update(name.encode())
+        digest.update(blurry.tobytes())
+        digest.update(sharp.tobytes())
+    return digest.hexdigest()
 
 
 @functools.cache

@@ -46,8 +46,8 @@ from torch.nn import functional as F
 from strcnn_sdk.metrics import clip_row, describe, ships, summarize
 from strcnn_sdk.system import cpu_flags, write_atomic
 
-from .data import (TRAIN_SETTINGS, Scene, Sources, gopro_batches, plan_batch, render_batch, rendering_mismatches,
-                   test_clips, validation_clips)
+from .data import (TRAIN_SETTINGS, Scene, Sources, clips_sha256, gopro_batches, plan_batch, render_batch,
+                   rendering_mismatches, test_clips, validation_clips)
 from .health import Firing, census
 from .model import STRCNN, VARIANTS
 from .onnx import load_checkpoint, save_torch
@@ -204,13 +204,8 @@ def shipped_bar(shipped: Path, clips, device: torch.device, cache: Path) -> dict
     """The shipped model's validation figures in fp32, the shipping rule's bar. Scoring it costs minutes on a CPU
     core, so the figures are kept in `cache`, keyed by what they depend on: the checkpoint's and the clips' bytes,
     the device type and torch's release; a cache of another key is scored again and replaced."""
-    digest = hashlib.sha256()
-    for name, blurry, sharp in clips:
-        digest.update(name.encode())
-        digest.update(blurry.tobytes())
-        digest.update(sharp.tobytes())
     key = {"checkpoint_sha256": hashlib.sha256(Path(shipped).read_bytes()).hexdigest(),
-           "clips_sha256": digest.hexdigest(), "device": device.type, "torch": torch.__version__}
+           "clips_sha256": clips_sha256(clips), "device": device.type, "torch": torch.__version__}
     try:
         cached = json.loads(Path(cache).read_text())
         if cached["key"] == key:

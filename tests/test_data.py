@@ -2,7 +2,6 @@
 the gathered photographs and the GoPro-layout loader."""
 
 import dataclasses
-import hashlib
 import json
 import tomllib
 from pathlib import Path
@@ -154,15 +153,6 @@ def test_test_set_is_frozen_camera_scale_and_disjoint(photos):
     assert {p.split for p in photo_module.PHOTOS} == {"train", "validation"}
 
 
-def clips_sha256(clips) -> str:
-    digest = hashlib.sha256()
-    for name, blurry, sharp in clips:
-        digest.update(name.encode())
-        digest.update(blurry.tobytes())
-        digest.update(sharp.tobytes())
-    return digest.hexdigest()
-
-
 # The evaluation sets never change: figures in the logs, docs and model card stay comparable across runs and
 # changes to the training data. A change to `plan()` or the renderer that moves a pixel of them fails here.
 FROZEN = {"test": "486622885af0c7f661bf06899c00abcabd35eb838125087d9c6680ab5e85d94b",
@@ -187,10 +177,10 @@ def test_an_unpinned_release_is_named(monkeypatch):
 
 def test_evaluation_sets_are_frozen_bit_for_bit(photos):
     assert not data.rendering_mismatches(), "not the pinned rendering path: install the project's `export` extra"
-    assert clips_sha256(data.test_clips()) == FROZEN["test"]
-    assert clips_sha256(data.validation_clips(photos)) == FROZEN["validation of the stand-in photographs"]
+    assert data.clips_sha256(data.test_clips()) == FROZEN["test"]
+    assert data.clips_sha256(data.validation_clips(photos)) == FROZEN["validation of the stand-in photographs"]
     if (GATHERED / "manifest.json").is_file():  # a clone with the gathered photographs
-        assert clips_sha256(data.validation_clips(GATHERED)) == FROZEN["validation"]
+        assert data.clips_sha256(data.validation_clips(GATHERED)) == FROZEN["validation"]
 
 
 def test_validation_set_comes_from_the_held_out_photographs(photos):
