@@ -21,8 +21,9 @@ import typer
 
 from . import __version__
 from .deblurrer import Deblurrer
-from .model import (_PROVIDER_NAMES, Model, QualityWarning, UntrainedModelWarning, cuda_usable, nvidia_driver_present,
-                    planned_model, shipped_model_path, show_onnxruntime_log)
+from .model import (_PROVIDER_NAMES, Model, QualityWarning, UntrainedModelWarning, cuda_usable, default_model,
+                    nvidia_driver_present, planned_model, shipped_model_path, shipped_models, shipped_name,
+                    show_onnxruntime_log)
 from .jobs import STATUSES
 from .metrics import describe_quality
 from .settings import Settings
@@ -32,9 +33,10 @@ from .video import Encoding, MediaError, MediaWarning, OutputClosed, Reader, is_
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Online video deblurring (STRCNN+DTB) over ONNX Runtime.")
 
-ModelOption = Annotated[Optional[Path], typer.Option("--model", "-m", metavar="FILE",
-                                                     help="an .onnx with its .json sidecar "
-                                                     "(default: the shipped model)")]
+ModelOption = Annotated[Optional[str], typer.Option("--model", "-m", metavar="NAME|FILE",
+                                                    help="a shipped model: full (the default) or fast (a narrower "
+                                                         "network, about 3x as fast on a CPU); or an .onnx with its "
+                                                         ".json sidecar")]
 ProviderOption = Annotated[str, typer.Option(metavar="NAME", help="auto (CUDA where usable, else CPU), cuda or cpu")]
 ThreadsOption = Annotated[Optional[int], typer.Option(metavar="N", help="ONNX Runtime threads (default: one per core)")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="also show ONNX Runtime's own log (e.g. why "
@@ -50,14 +52,15 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_model(model: Path | None, provider: str, threads: int | None, precision: str, warn: bool = True) -> Model:
+def load_model(model: str | None, provider: str, threads: int | None, precision: str, warn: bool = True) -> Model:
     """Load a model for a command, turning a bad file or option into a one-line error, and printing the load's
     warnings (unless `warn` is False: a model loaded again). fp16 is a GPU format: the shipped fp16 variant on the
     CPU provider is refused (it runs slower than fp32 there); an fp16 file given with --model still runs."""
     def fp16_on_cpu() -> typer.Exit:
         return fail("--precision fp16 is for GPUs: on the CPU it runs slower than fp32; use --precision auto or fp32")
 
-    if model is None and precision == "fp16":
+    shipped = shipped_name(model) is not None
+    if shipped and precision == "fp16":
         try:
             first = planned_model(model, provider, precision)[1]
         except (ValueError, TypeError) as e:
@@ -72,7 +75,7 @@ def load_model(model: Path | None, provider: str, threads: int | None, precision
             raise fail(str(e)) from None
     for w in caught if warn else ():
         typer.echo(f"strcnn: warning: {w.message}", err=True)
-    if model is None and precision == "fp16" and loaded.provider == "CPUExecutionProvider":  # CUDA fell back
+    if shipped and precision == "fp16" and loaded.provider == "CPUExecutionProvider":  # CUDA fell back
         raise fp16_on_cpu()
     return loaded
 
@@ -140,7 +143,8 @@ def deblur(
     duration: Annotated[Optional[float], typer.Option(metavar="SECONDS", min=0,
                                                       help="stop after this many seconds of input")] = None,
     realtime: Annotated[bool, typer.Option("--realtime", help="keep up with a live input: frames that arrive while "
-                                                "the model is busy are passed through untouched (counted)")] = False,
+                                                "the model is busy are passed through untouched (counted); on a "
+                                                "CPU the fast model runs unless --model names one")] = False,
     reconnect: Annotated[float, typer.Option(metavar="SECONDS", min=0,
                                              help="seconds to keep reopening a network input that drops "
                                                   "(0: give up at once)")] = 30.0,
@@ -167,6 +171,8 @@ def deblur(
                         overwrite=force)
     try:
         check_run(source, output, settings)  # before the model loads
+        if model is None and realtime:
+            model = _realtime_model(provider, quiet)
         loaded = load_model(model, provider, threads, precision)
         _tile(tile, loaded)
         with _warnings_as_lines(quiet), _progress(quiet) as bar:
@@ -189,6 +195,19 @@ def deblur(
                  f"as PNG images into the folder {output}")
         typer.echo(f"{'stopped; ' if stopped else ''}wrote {frames_written}{untouched} {where} ({loaded.path.name} "
                    f"on {loaded.provider}, {loaded.precision_reason})", err=True)
+
+
+def _realtime_model(provider: str, quiet: bool) -> str:
+    """The shipped model for --realtime when none is named (`default_model`), saying so when it is not the
+    default."""
+    try:
+        model = default_model(provider, realtime=True)
+    except (ValueError, TypeError) as e:
+        raise fail(str(e)) from None
+    if model != "full" and not quiet:
+        typer.echo(f"strcnn: running the {model} model: --realtime on the CPU, where the full model keeps up with a "
+                   "fraction of a camera's frames (--model full runs it anyway)", err=True)
+    return model
 
 
 def _key_values(pairs: list[str]) -> dict[str, str]:
@@ -384,10 +403,11 @@ def _write_report(path: Path, results: list, counts: dict[str, int]) -> None:
         raise fail(f"{path}: the report could not be written ({e.strerror or e})") from None
 
 
-@app.command(short_help="Versions, CPU, providers and the model's facts.")
+@app.command(short_help="Versions, CPU, providers, the model's facts and the shipped models.")
 def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: ThreadsOption = None,
          precision: PrecisionOption = "auto", verbose: VerboseOption = False) -> None:
-    """Print versions, the CPU, the providers, and the model's facts."""
+    """Print versions, the CPU, the providers, the model's facts, and the shipped models side by side: the file
+    each runs here, its speed on this machine and its quality."""
     show_onnxruntime_log(verbose)
     loaded = load_model(model, provider, threads, precision)
     meta = loaded.meta
@@ -402,16 +422,38 @@ def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: 
                f"precision {meta.get('precision')}, opset {meta.get('opset')}")
     if loaded.trained:
         training, quality = meta.get("training") or {}, meta.get("quality") or {}
+        card = f" (see {shipped_models()[name]['card']})" if (name := shipped_name(model)) else ""
         typer.echo(f"  trained: {training.get('steps', '?')} steps, {training.get('hours', '?')} h on "
                    f"{training.get('hardware', '?')}")
         typer.echo(f"  PSNR gain over the blurry input, measured in {meta['precision']} (the precision that runs): "
-                   f"{describe_quality(quality)} (see MODEL_CARD.md)")
+                   f"{describe_quality(quality)}{card}")
     else:
         typer.echo("  trained: NO (random weights: runs, but does not deblur)")
     if "quality_vs_fp32" in meta:
         vs = meta["quality_vs_fp32"]
         typer.echo(f"  {meta['precision']} against fp32: test gain {vs['test_gain_db']:+.3f} dB against "
                    f"{vs['fp32_test_gain_db']:+.3f} dB")
+    loaded.close()
+    _shipped_models(provider, threads, precision)
+
+
+def _shipped_models(provider: str, threads: int | None, precision: str, size: tuple[int, int] = (640, 480)) -> None:
+    """A line per shipped model: the file that runs here with `provider` and `precision`, its frames per second
+    at `size` on this machine (a warm-up and two runs: a first look; `strcnn bench` measures), its test-set gain
+    and do-no-harm verdict, and its card."""
+    width, height = size
+    typer.echo(f"shipped models (--model NAME), frames a second at {width}x{height} on this machine:")
+    for name, entry in shipped_models().items():
+        loaded = load_model(name, provider, threads, precision, warn=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", QualityWarning)  # timed, not used: its verdict is on this line
+            fps = _model_fps(loaded, height, width, 2)
+        test = (loaded.meta.get("quality") or {}).get("test")
+        quality = "quality not measured" if not test else (
+            f"test set {test['gain_db']:+.3f} dB, do-no-harm {'holds' if test['no_harm'] else 'FAILS'}")
+        typer.echo(f"  {name}: {loaded.path.name}, width {loaded.meta['width']}, {fps:.2f} fps; {quality}; "
+                   f"{entry['card']}")
+        loaded.close()
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -430,7 +472,10 @@ def bench(
     providers: Annotated[str, typer.Option(metavar="NAME,...", help="comma-separated providers")] = "auto",
     precisions: Annotated[str, typer.Option(metavar="NAME,...",
                                             help="comma-separated shipped precisions")] = "auto,fp32,int8",
-    model: ModelOption = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", metavar="NAME|FILE",
+                                                       help="a model to measure: full, fast or an .onnx with its "
+                                                            ".json sidecar; repeatable (default: every shipped "
+                                                            "model, side by side)")] = None,
     threads: ThreadsOption = None,
     runs: Annotated[int, typer.Option(metavar="N", min=1, help="timed runs per figure (median reported)")] = 5,
     stream_steps: Annotated[int, typer.Option(metavar="N", min=0,
@@ -462,24 +507,25 @@ def bench(
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
     show_onnxruntime_log(verbose)
     typer.echo(f"cpu: {cpu_flags()}; onnxruntime {ort.__version__}; rss {rss_mib():.0f} MiB")
+    models = model or list(shipped_models())
     with _warnings_as_lines():  # a model's QualityWarning, when it first runs, as one line
         if tiling:
             first_precision = precisions.split(",")[0]
-            _bench_tiling(load_model(model, providers.split(",")[0], threads, first_precision), tiling_frames)
-            _bench_tiled_memory(model, threads)
+            _bench_tiling(load_model(models[0], providers.split(",")[0], threads, first_precision), tiling_frames)
+            _bench_tiled_memory(models[0], threads)
             return
         if many:
-            _bench_many(model, threads, many, many_frames)
+            _bench_many(models[0], threads, many, many_frames)
             return
         if live:
-            _bench_live(model, threads, [_parse_size(size) for size in sizes.split(",")], live_rate, live_frames,
+            _bench_live(models, threads, [_parse_size(size) for size in sizes.split(",")], live_rate, live_frames,
                         preset)
             return
-        provider, precision = _bench_rows(model, threads, providers.split(","), precisions.split(","),
-                                          [_parse_size(size) for size in sizes.split(",")], runs)
+        first_model, provider, precision = _bench_rows(models, threads, providers.split(","), precisions.split(","),
+                                                       [_parse_size(size) for size in sizes.split(",")], runs)
         if not (stream_steps or pipeline):
             return
-        first = load_model(model, provider, threads, precision, warn=False)  # its warnings were printed above
+        first = load_model(first_model, provider, threads, precision, warn=False)  # its warnings were printed above
         if stream_steps:
             _bench_memory(first, _parse_size(stream_size), stream_steps)
         if pipeline:
@@ -506,7 +552,7 @@ def _synthetic_video(path: Path, frames: int, width: int, height: int, seed: int
     return path
 
 
-def _bench_many(model: Path | None, threads: int | None, videos: int, frames: int) -> None:
+def _bench_many(model: str | None, threads: int | None, videos: int, frames: int) -> None:
     """Videos per hour of `deblur-many` over the same short clips, on this machine and on a local Ray instance."""
     from .many import deblur_many
 
@@ -540,53 +586,61 @@ def _bench_many(model: Path | None, threads: int | None, videos: int, frames: in
             typer.echo(f"Ray local / this machine: {rates[1] / rates[0]:.2f}x")
 
 
-def _bench_live(model: Path | None, threads: int | None, sizes: list[tuple[int, int]], rate: float, frames: int,
+def _bench_live(models: list[str], threads: int | None, sizes: list[tuple[int, int]], rate: float, frames: int,
                 preset: str) -> None:
-    """Live deblurring of FFmpeg's test source into a file, per provider and size: the sustainable frame rate
+    """Live deblurring of FFmpeg's test source into a file, per provider, model and size: the sustainable frame rate
     (the source unpaced), then the latency of each frame with the source paced at `rate`, without and with
     --realtime. A frame's latency runs from when the paced source releases it to when its deblurred frame goes
     to the encoder, so it includes the model's one frame of look-ahead."""
-    from .pipeline import deblur_video
-
     typer.echo(f"live: lavfi testsrc2, {frames} frames a figure, libx264 {preset} tuned for zero latency")
     for provider in ("cpu", "cuda"):
         if provider == "cuda" and not cuda_usable():
             typer.echo("cuda: not measured (needs onnxruntime-gpu and an NVIDIA GPU with its driver; not usable here)")
             continue
-        loaded = load_model(model, provider, threads, "auto")
-        if loaded.provider != _PROVIDER_NAMES[provider]:
-            typer.echo(f"{provider}: not measured (ONNX Runtime fell back to {loaded.provider})")
-            continue
-        for width, height in sizes:
-            with tempfile.TemporaryDirectory() as tmp:
-                def run(count: int, paced: bool, realtime: bool = False) -> tuple[list[float], int]:
-                    """When each frame went to the encoder, in seconds from the start, and the frames passed
-                    through."""
-                    source = f"lavfi:testsrc2=size={width}x{height}:rate={rate}{',realtime' if paced else ''}"
-                    written, passed = [], [0]
+        for model in models:
+            loaded = load_model(model, provider, threads, "auto")
+            _bench_live_model(loaded, provider, sizes, rate, frames, preset)
+            loaded.close()
 
-                    def progress(done: int, total: int | None, through: int = 0) -> None:
-                        written.append(time.perf_counter() - start)
-                        passed[0] = through
 
-                    start = time.perf_counter()
-                    deblur_video(source, Path(tmp) / "live.mkv", model=loaded, preset=preset, frames=count,
-                                 realtime=realtime, progress=progress, overwrite=True)
-                    return written, passed[0]
+def _bench_live_model(loaded: Model, provider: str, sizes: list[tuple[int, int]], rate: float, frames: int,
+                      preset: str) -> None:
+    """`_bench_live`'s figures of one model on one provider."""
+    from .pipeline import deblur_video
 
-                run(3, paced=False)  # warm-up: the session's first runs are slower
-                unpaced, _ = run(frames, paced=False)
-                sustainable = (frames - 1) / (unpaced[-1] - unpaced[0])
-                figures = []
-                for realtime in (False, True):
-                    written, passed = run(frames, paced=True, realtime=realtime)
-                    latency = [t - i / rate for i, t in enumerate(written)]  # frame i is released at i / rate
-                    figures.append(f"{'with' if realtime else 'without'} --realtime latency median "
-                                   f"{1000 * float(np.median(latency)):.0f} ms, p99 "
-                                   f"{1000 * float(np.percentile(latency, 99)):.0f} ms"
-                                   + (f", {passed} of {frames} frames passed through" if realtime else ""))
-                typer.echo(f"{loaded.provider} {loaded.meta['precision']} {width}x{height}: sustainable "
-                           f"{sustainable:.2f} fps; source at {rate:g} fps: {'; '.join(figures)}")
+    if loaded.provider != _PROVIDER_NAMES[provider]:
+        typer.echo(f"{provider}: not measured (ONNX Runtime fell back to {loaded.provider})")
+        return
+    for width, height in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            def run(count: int, paced: bool, realtime: bool = False) -> tuple[list[float], int]:
+                """When each frame went to the encoder, in seconds from the start, and the frames passed
+                through."""
+                source = f"lavfi:testsrc2=size={width}x{height}:rate={rate}{',realtime' if paced else ''}"
+                written, passed = [], [0]
+
+                def progress(done: int, total: int | None, through: int = 0) -> None:
+                    written.append(time.perf_counter() - start)
+                    passed[0] = through
+
+                start = time.perf_counter()
+                deblur_video(source, Path(tmp) / "live.mkv", model=loaded, preset=preset, frames=count,
+                             realtime=realtime, progress=progress, overwrite=True)
+                return written, passed[0]
+
+            run(3, paced=False)  # warm-up: the session's first runs are slower
+            unpaced, _ = run(frames, paced=False)
+            sustainable = (frames - 1) / (unpaced[-1] - unpaced[0])
+            figures = []
+            for realtime in (False, True):
+                written, passed = run(frames, paced=True, realtime=realtime)
+                latency = [t - i / rate for i, t in enumerate(written)]  # frame i is released at i / rate
+                figures.append(f"{'with' if realtime else 'without'} --realtime latency median "
+                               f"{1000 * float(np.median(latency)):.0f} ms, p99 "
+                               f"{1000 * float(np.percentile(latency, 99)):.0f} ms"
+                               + (f", {passed} of {frames} frames passed through" if realtime else ""))
+            typer.echo(f"{loaded.path.name} on {loaded.provider} {width}x{height}: sustainable "
+                       f"{sustainable:.2f} fps; source at {rate:g} fps: {'; '.join(figures)}")
 
 
 def _bench_tiling(model: Model, frames: int) -> None:
@@ -611,7 +665,7 @@ def _bench_tiling(model: Model, frames: int) -> None:
                f"{min(psnr):.2f} dB, last frame {psnr[-1]:.2f} dB ({time.perf_counter() - start:.0f} s)")
 
 
-def _bench_tiled_memory(model: Path | None, threads: int | None) -> None:
+def _bench_tiled_memory(model: str | None, threads: int | None) -> None:
     """Peak resident memory of a fresh process deblurring 3840x2160 frames with tiles, the fp32 model."""
     import subprocess
 
@@ -632,47 +686,57 @@ def _bench_tiled_memory(model: Path | None, threads: int | None) -> None:
                f"({(time.perf_counter() - start) / 4:.1f} s a frame)")
 
 
-def _bench_rows(model: Path | None, threads: int | None, providers: list[str], precisions: list[str],
-                sizes: list[tuple[int, int]], runs: int) -> tuple[str, str]:
-    """One row per configuration and size: the bare session's and the Deblurrer's frames per second. A
+def _bench_rows(models: list[str], threads: int | None, providers: list[str], precisions: list[str],
+                sizes: list[tuple[int, int]], runs: int) -> tuple[str, str, str]:
+    """One row per model, configuration and size: the bare session's and the Deblurrer's frames per second. A
     configuration that loads what an earlier one loaded (auto is int8 on such a CPU) is measured once; each
     session is released when its rows are done, so that the peak memory is about one session's. Says which row
-    runs and, after each, about how long the rest will take (time grows with pixels). Returns the first
-    configuration, (provider, precision), which the later checks use."""
+    runs and, after each, about how long the rest will take (time grows with pixels); then, with several models,
+    how each compares with the first in the same precision, provider and size. Returns the first (model,
+    provider, precision), which the later checks use."""
     rng = np.random.default_rng(0)
     configs, measured = [], {}
-    for provider, precision in ((provider, precision) for provider in providers for precision in precisions):
+    for model, provider, precision in ((m, p, q) for m in models for p in providers for q in precisions):
         try:
             key = planned_model(model, provider, precision)
         except (ValueError, TypeError) as e:
             raise fail(str(e)) from None
+        said = f"{model} in {precision} on {provider}"
         if key in measured:
-            typer.echo(f"{precision} on {provider} is {measured[key]} here (the same model file on the same "
-                       f"provider): measured once, as {measured[key]}")
+            typer.echo(f"{said} is {measured[key]} here (the same model file on the same provider): measured once, "
+                       f"as {measured[key]}")
         else:
-            measured[key] = f"{precision} on {provider}"
-            configs.append((provider, precision))
+            measured[key] = said
+            configs.append((model, provider, precision))
     total, row, start, done_pixels = len(configs) * len(sizes), 0, time.perf_counter(), 0
     all_pixels = len(configs) * sum(w * h for w, h in sizes)
-    for provider, precision in configs:
+    rates = {}  # (model, provider, loaded precision, size) -> (model fps, Deblurrer fps)
+    for model, provider, precision in configs:
         loaded = load_model(model, provider, threads, precision)
+        what = f"{loaded.path.name} ({precision}) on {loaded.provider}"
         for width, height in sizes:
             row += 1
-            typer.echo(f"row {row}/{total}: {loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}")
+            typer.echo(f"row {row}/{total}: {what} {width}x{height}")
             bare = 1 / _model_fps(loaded, height, width, runs)
             frame = rng.integers(0, 256, (height, width, 3), np.uint8)
             deblurrer = Deblurrer(loaded)
             streamed = median_seconds(lambda: deblurrer.push(frame), runs)
+            rates[model, loaded.provider, loaded.meta["precision"], (width, height)] = (1 / bare, 1 / streamed)
             done_pixels += width * height
             left = all_pixels - done_pixels
             per_pixel = (time.perf_counter() - start) / done_pixels
             overhead = 100 * (streamed / bare - 1)  # below 1% (or negative) the two medians differ by noise alone
             cost = f"overhead {overhead:.1f}% of the bare session's time" if overhead >= 1 else \
                 "overhead under 1% of the bare session's time, within the timing noise"
-            typer.echo(f"{loaded.provider} {precision}={loaded.meta['precision']} {width}x{height}: model "
-                       f"{1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps ({cost}), "
-                       f"rss {rss_mib():.0f} MiB" + (f"; about {per_pixel * left:.0f} s left" if left else ""))
+            typer.echo(f"{what} {width}x{height}: model {1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "
+                       f"({cost}), rss {rss_mib():.0f} MiB" + (f"; about {per_pixel * left:.0f} s left" if left else ""))
         loaded.close()
+    for (model, provider, precision, (width, height)), (bare, streamed) in rates.items():
+        reference = rates.get((models[0], provider, precision, (width, height)))
+        if model != models[0] and reference:
+            typer.echo(f"{model} against {models[0]}, {precision} on {provider} at {width}x{height}: "
+                       f"{bare / reference[0]:.2f}x the frames a second (model), {streamed / reference[1]:.2f}x "
+                       "(Deblurrer.push)")
     return configs[0]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .jobs import Result, Tally, Task, run_one, warnings_per_video
-from .model import Model
+from .model import Model, shipped_name
 from .settings import Settings
 from .video import MediaError
 
@@ -102,7 +102,7 @@ def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | 
         raise MediaError('Ray is not installed; pip install "strcnn-sdk[ray]"') from None
     if isinstance(model, Model):
         model = model.path  # each worker opens its own session; the file must be where every node sees it
-    if model is not None:
+    if shipped_name(model) is None:  # a file, not a shipped model's name
         model = os.path.abspath(model)
         if not os.path.isfile(model):
             raise MediaError(f"model file {model} not found")

@@ -115,7 +115,8 @@ class Deblurrer:
     output stays far below codec noise from the untiled one (75-80 dB PSNR, `docs/BENCHMARKS.md`).
 
     Args:
-        model: a `Model`, a path to an .onnx (with its .json sidecar), or None for the shipped model.
+        model: a `Model`, a shipped model's name ("full", the default, or "fast": `shipped_models`), a path to an
+            .onnx (with its .json sidecar), or None for the full model.
         color: "rgb", or "bgr" for OpenCV's channel order.
         tile: tile side in pixels; "auto" tiles (with 512) only frames above 1.5 megapixels, which would need
             more than about 4 GB untiled; None never tiles.

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import io
 import json
+import os
 import sys
 import threading
 import warnings
@@ -45,19 +47,43 @@ _QUALITY_WARNED: set[str] = set()  # the QualityWarnings given in this process
 _QUALITY_LOCK = threading.Lock()
 
 
-def shipped_model_path(precision: str = "fp32", provider: str = "CPUExecutionProvider") -> Path:
-    """Path of the model shipped inside the package in a precision ("auto": the best one for `provider`)."""
-    folder = Path(str(resources.files("strcnn_sdk.weights")))
+def _weights() -> Path:
+    """The folder of the shipped models, inside the installed package."""
+    return Path(str(resources.files("strcnn_sdk.weights")))
+
+
+@functools.cache
+def shipped_models() -> dict[str, dict[str, str]]:
+    """The shipped models by name ("full", the default, and "fast", a narrower network for real time on CPUs),
+    each with its fp32 ``file`` (the other precisions beside it as NAME.PRECISION.onnx) and its model ``card``,
+    in the package's folder of weights; from ``models.json`` there, which the JavaScript runtimes read too."""
+    return dict(json.loads((_weights() / "models.json").read_text())["models"])
+
+
+def shipped_model_path(precision: str = "fp32", provider: str = "CPUExecutionProvider", name: str = "full") -> Path:
+    """Path of a shipped model (`name`: "full" or "fast") in a precision ("auto": the best one for `provider`)."""
+    if name not in shipped_models():
+        raise ValueError(f"no shipped model is named {name!r}; the shipped ones are {', '.join(shipped_models())} "
+                         "(or give the path of an .onnx)")
+    folder, stem = _weights(), Path(shipped_models()[name]["file"]).stem
     if precision == "auto":
         best = "fp16" if provider == "CUDAExecutionProvider" else "int8" if cpu_has_int8_dot() else "fp32"
-        precision = best if (folder / f"strcnn_dtb.{best}.onnx").is_file() else "fp32"
-    return folder / ("strcnn_dtb.onnx" if precision == "fp32" else f"strcnn_dtb.{precision}.onnx")
+        precision = best if (folder / f"{stem}.{best}.onnx").is_file() else "fp32"
+    return folder / (f"{stem}.onnx" if precision == "fp32" else f"{stem}.{precision}.onnx")
 
 
-def _precision_reason(path: str | Path | None, precision: str, provider: str, meta: dict[str, Any]) -> str:
+def shipped_name(model: str | os.PathLike | None) -> str | None:
+    """The shipped model that `model` names: "full" for None, the name itself for a shipped model's name (a
+    str; a file of that name is given as a Path or as ./NAME), None for a path."""
+    if model is None:
+        return "full"
+    return model if isinstance(model, str) and model in shipped_models() else None
+
+
+def _precision_reason(shipped: bool, precision: str, provider: str, meta: dict[str, Any]) -> str:
     """Why the loaded variant runs, in words for `strcnn info` and logs."""
     loaded = meta.get("precision", "fp32")
-    if path is not None:
+    if not shipped:
         return f"{loaded}: the model file given"
     if precision != "auto":
         return f"{loaded}: asked for"
@@ -145,17 +171,29 @@ def _resolve_providers(providers: str | Provider | Sequence[Provider],
     return resolved, strict
 
 
-def planned_model(path: str | Path | None = None, providers: str | Provider | Sequence[Provider] = "auto",
+def planned_model(path: str | os.PathLike | None = None, providers: str | Provider | Sequence[Provider] = "auto",
                   precision: str = "auto") -> tuple[Path, str]:
     """The model file and the provider that `Model(path, providers, precision=precision)` will try first, without
     opening anything (the provider may still fall back when the session opens)."""
-    first = _resolve_providers(providers, None)[0][0][0]
+    first = _first_provider(providers)
     return _model_file(path, precision, first), first
 
 
-def _model_file(path: str | Path | None, precision: str, provider: str) -> Path:
-    """The file a Model opens: the one given, else the shipped variant of `precision` for `provider`."""
-    return Path(path) if path is not None else shipped_model_path(precision, provider)
+def default_model(providers: str | Provider | Sequence[Provider] = "auto", realtime: bool = False) -> str:
+    """The shipped model a run takes when none is named: "full", but "fast" when the run keeps up with a live
+    input (``realtime``) on the CPU, where the full model runs at a fraction of a camera's rate."""
+    return "fast" if realtime and _first_provider(providers) == "CPUExecutionProvider" else "full"
+
+
+def _first_provider(providers: str | Provider | Sequence[Provider]) -> str:
+    """The provider that a Model of `providers` tries first."""
+    return _resolve_providers(providers, None)[0][0][0]
+
+
+def _model_file(path: str | os.PathLike | None, precision: str, provider: str) -> Path:
+    """The file a Model opens: the one given, else the shipped model's variant of `precision` for `provider`."""
+    name = shipped_name(path)
+    return Path(path) if name is None else shipped_model_path(precision, provider, name)
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
@@ -183,12 +221,14 @@ class Model:
     Close it (or use it in a ``with`` block) to free the session's memory at once.
 
     Args:
-        path: an .onnx of the strcnn-onnx contract with its .json sidecar beside it; None for the shipped model.
+        path: a shipped model's name, "full" (the default) or "fast" (a narrower network, about three times as
+            fast on CPUs: `shipped_models`), or an .onnx of the strcnn-onnx contract with its .json sidecar
+            beside it. None is "full".
         providers: "auto" (CUDA where a usable GPU is present, else CPU), "cuda", "cpu", or ONNX Runtime
             providers in order of preference, as names or (name, options) pairs,
             e.g. ``[("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]``.
         threads: intra-op threads of the session; None lets ONNX Runtime use one per physical core.
-        precision: which shipped variant to load when `path` is None: "fp32", "int8" (quantized, for CPUs),
+        precision: which variant of a shipped model to load: "fp32", "int8" (quantized, for CPUs),
             "fp16" (for GPUs), or "auto": int8 on a CPU with 8-bit dot-product instructions (VNNI, AMX), fp16 on
             CUDA, fp32 otherwise. Each variant's quality loss against fp32 is in its sidecar; `precision_reason`
             says why the one loaded was chosen.
@@ -197,7 +237,7 @@ class Model:
             optimisation level); `threads` still applies when given.
     """
 
-    def __init__(self, path: str | Path | None = None, providers: str | Provider | Sequence[Provider] = "auto",
+    def __init__(self, path: str | os.PathLike | None = None, providers: str | Provider | Sequence[Provider] = "auto",
                  threads: int | None = None, precision: str = "auto", device_id: int | None = None,
                  session_options: ort.SessionOptions | None = None) -> None:
         if threads is not None and threads < 1:
@@ -214,8 +254,8 @@ class Model:
             if first in _DEVICES and hasattr(ort, "preload_dlls"):
                 ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
             self._open(_model_file(path, precision, first), requested)
-            if path is None and precision == "auto" and self.provider != first:
-                self._open(shipped_model_path("auto", self.provider), [(self.provider, {})])  # the CPU's best
+            if (name := shipped_name(path)) and precision == "auto" and self.provider != first:
+                self._open(shipped_model_path("auto", self.provider, name), [(self.provider, {})])  # the CPU's best
         if first != "CPUExecutionProvider" and self.provider != first:
             cause = ("this machine has no NVIDIA driver" if not nvidia_driver_present() else
                      "its CUDA libraries did not load: install onnxruntime-gpu[cuda,cudnn], which brings CUDA 13 "
@@ -225,7 +265,7 @@ class Model:
                 self.close()
                 raise ValueError(f"{why}; ask for auto or cpu instead, or end the providers with cpu to fall back")
             warnings.warn(f"{why}; running on {self.provider}", RuntimeWarning, stacklevel=caller_stacklevel())
-        self.precision_reason = _precision_reason(path, precision, self.provider, self.meta)
+        self.precision_reason = _precision_reason(name is not None, precision, self.provider, self.meta)
         if not self.meta.get("trained", False):
             warnings.warn(f"{self.path.name} is UNTRAINED (random weights): it runs but does not deblur. "
                           f"Train one with `python -m export.train` and pass it as the model.",
@@ -239,7 +279,8 @@ class Model:
         """Read and check the model file and its sidecar, and open the session."""
         self.path = path
         if not path.is_file():
-            raise FileNotFoundError(f"model file {path} not found")
+            named = "" if path.suffix else f" (a shipped model is named {' or '.join(shipped_models())})"
+            raise FileNotFoundError(f"model file {path} not found{named}")
         self.meta = _read_sidecar(path)
         data = path.read_bytes()
         self.sha256 = hashlib.sha256(data).hexdigest()  # which weights ran, recorded in every video written

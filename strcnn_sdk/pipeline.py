@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from .deblurrer import Deblurrer
-from .model import Model
+from .model import Model, default_model
 from .settings import Settings
 from .video import (AUDIO_MODES, Encoding, Frame, Location, MediaError, Reader, check_encoder, codec_for,
                     is_video_path, locate, open_output)
@@ -105,8 +105,9 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     quoted glob of images) into a video file, a folder of PNGs or `-` for standard output, as ``strcnn deblur``
     does: timing, colour, rotation and other streams kept, a file output written atomically.
 
-    Each call is a new stream. `model` is a `Model` (shared, e.g. across calls), a path to an .onnx, or None for
-    the shipped one, opened with `providers`, `threads` and `precision`. `settings` (a `Settings`) says how to
+    Each call is a new stream. `model` is a `Model` (shared, e.g. across calls), a shipped model's name ("full" or
+    "fast"), a path to an .onnx, or None: the full model, or the fast one for `realtime` on the CPU
+    (`default_model`); opened with `providers`, `threads` and `precision`. `settings` (a `Settings`) says how to
     read, run and write; keyword `options`, named like its fields (codec=, crf=, pix_fmt=, side_by_side=,
     overwrite=, frames=, realtime= ...), set or replace its fields. `progress(done, total)` is called after every
     frame; returning False cancels (raising `Cancelled`, with nothing written). A video output's metadata records
@@ -127,7 +128,8 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     source, output = os.fspath(source), os.fspath(output)
     plan = check_run(source, output, settings)
     if not isinstance(model, Model):
-        model = Model(model, providers=providers, threads=threads, precision=precision)
+        model = Model(default_model(providers, settings.realtime) if model is None else model, providers=providers,
+                      threads=threads, precision=precision)
     live = plan.source.live or plan.output.kind == "pipe"  # low-latency encoding
     encoding = dataclasses.replace(_recorded(plan.encoding, model), live=live)
     try:

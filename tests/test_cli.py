@@ -192,6 +192,15 @@ def test_info_and_eval(tmp_path):
     assert result.exit_code == 0 and "CPUExecutionProvider" in result.output and "cpu:" in result.output
     shipped = strcnn("info")
     assert shipped.exit_code == 0 and "strcnn_dtb" in shipped.output and "trained:" in shipped.output
+    for name, card in (("full", "MODEL_CARD.md"), ("fast", "MODEL_CARD_fast.md")):  # the shipped models listed
+        [line] = [line for line in shipped.output.splitlines() if line.startswith(f"  {name}: ")]
+        side = json.loads(shipped_model_path("auto", name=name).with_suffix(".json").read_text())
+        assert f"{shipped_model_path('auto', name=name).name}, width {side['width']}" in line, line
+        assert " fps; test set " in line and f"{side['quality']['test']['gain_db']:+.3f} dB" in line
+        assert line.endswith(card)
+    fast = strcnn("info", "--model", "fast", "--precision", "fp32")
+    assert fast.exit_code == 0 and "strcnn_dtb_fast: variant dtb, m 1, width 32, precision fp32" in fast.output
+    assert "(see MODEL_CARD_fast.md)" in fast.output
     pairs = tmp_path / "pairs"
     pairs.mkdir()
     rng = np.random.default_rng(0)
@@ -231,8 +240,10 @@ def test_bench_prints_every_figure():
 
 
 def test_bench_measures_each_configuration_once_reports_as_it_goes_and_releases_sessions(monkeypatch):
-    """auto is int8 or fp32 on any CPU, so three precisions are two configurations: four rows at two sizes, each
-    announced, with the time left after each; each session is released after its rows."""
+    """Both shipped models by default; auto is int8 or fp32 on any CPU, so three precisions are two
+    configurations a model: eight rows at two sizes, each announced, with the time left after each; each session
+    is released after its rows; then the fast model against the full one, precision by precision and size by
+    size."""
     from strcnn_sdk.model import Model
 
     closed = []
@@ -242,11 +253,15 @@ def test_bench_measures_each_configuration_once_reports_as_it_goes_and_releases_
                     "--stream-steps", "0", "--no-pipeline")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert [line.split(":")[0] for line in lines if line.startswith("row ")] == [f"row {i}/4" for i in (1, 2, 3, 4)]
-    assert sum("measured once" in line for line in lines) == 1
+    assert [line.split(":")[0] for line in lines if line.startswith("row ")] == [f"row {i}/8" for i in range(1, 9)]
+    assert sum("measured once" in line for line in lines) == 2
     assert not [line for line in lines if "overhead -" in line]  # noise is called noise, not a negative cost
-    assert sum("fps, Deblurrer.push" in line for line in lines) == 4 and "s left" in result.output
-    assert len(closed) == 2
+    assert sum("fps, Deblurrer.push" in line for line in lines) == 8 and "s left" in result.output
+    assert sum(line.startswith("strcnn_dtb_fast.") and "fps, Deblurrer.push" in line for line in lines) == 4
+    assert len(closed) == 4
+    compared = [line for line in lines if line.startswith("fast against full, ")]
+    assert len(compared) == 4 and all("x the frames a second (model)" in line for line in compared), compared
+    assert {line.split(" on ")[0].split(", ")[1] for line in compared} == {"int8", "fp32"}
 
 
 def test_bench_pipeline_on_a_real_video_with_audio():
@@ -308,7 +323,7 @@ def test_help_fits_80_columns_whole_without_type_labels(command):
     options = [line for line in text.splitlines() if line.startswith("  -")]
     assert options and not [line for line in options if "<" in line or "range>" in line]
     if command == "deblur":
-        assert "--side-by-side " in text and "--no-side-by-side" not in text and "--model FILE" in text
+        assert "--side-by-side " in text and "--no-side-by-side" not in text and "--model NAME|FILE" in text
 
 
 def test_an_odd_size_that_420_cannot_keep_is_noted(tmp_path):

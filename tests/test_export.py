@@ -105,14 +105,19 @@ def test_command_line_from_checkpoint_marks_trained(tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())["trained"] is False
 
 
-def test_shipped_model_follows_the_contract():
-    from strcnn_sdk.model import shipped_model_path
+@pytest.mark.parametrize("name", ["full", "fast"])
+def test_shipped_models_follow_the_contract(name):
+    """Each shipped model's files agree: the sidecar names the file and the checkpoint it came from; the fast
+    model is the narrower network."""
+    from strcnn_sdk.model import shipped_model_path, shipped_models
 
-    path = shipped_model_path()
+    path = shipped_model_path(name=name)
     side = json.loads(path.with_suffix(".json").read_text())
-    assert side["format"] == "strcnn-onnx/1" and side["opset"] == 17 and side["name"] == "strcnn_dtb"
+    assert path.name == shipped_models()[name]["file"] and path.with_name(shipped_models()[name]["card"]).is_file()
+    assert side["format"] == "strcnn-onnx/1" and side["opset"] == 17 and side["name"] == path.stem
     model = load_checkpoint(path.with_suffix(".pt"))
     assert model.config() == {k: side[k] for k in ("variant", "m", "width", "residual")}
+    assert side["width"] == {"full": 64, "fast": 32}[name]
 
 
 def test_int8_and_fp16_variants_follow_the_contract_and_stay_close(tmp_path, photos):

@@ -1,4 +1,4 @@
-"""A non-editable install of the wheel carries the shipped model and runs it with no source tree around."""
+"""A non-editable install of the wheel carries the shipped models and runs them with no source tree around."""
 
 import subprocess
 import sys
@@ -15,7 +15,11 @@ def test_wheel_install_loads_the_shipped_model(tmp_path):
                     str(ROOT)], check=True, capture_output=True)
     wheel = next((tmp_path / "dist").glob("strcnn_sdk-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"strcnn_sdk/weights/strcnn_dtb.onnx", "strcnn_sdk/weights/strcnn_dtb.json"} <= set(names)
+    shipped = {f"strcnn_sdk/weights/{name}" for name in ("models.json", "MODEL_CARD.md", "MODEL_CARD_fast.md")}
+    for stem in ("strcnn_dtb", "strcnn_dtb_fast"):
+        shipped |= {f"strcnn_sdk/weights/{stem}{precision}.{ext}" for precision in ("", ".int8", ".fp16")
+                    for ext in ("onnx", "json")}
+    assert shipped <= set(names)
     assert not any(n.startswith("export/") or n.endswith(".pt") for n in names)
 
     env = tmp_path / "venv"
@@ -35,6 +39,8 @@ with warnings.catch_warnings(record=True) as caught:
     d = Deblurrer()
 assert any("UNTRAINED" in str(w.message) for w in caught) == (not d.model.trained)
 outs = [d.push(np.zeros((24, 30, 3), np.uint8)) for _ in range(3)] + d.flush()
+fast = Deblurrer("fast")
+assert fast.model.meta["width"] == 32 and fast.model.path.parent == d.model.path.parent
 import strcnn_sdk
 print(strcnn_sdk.__file__, d.model.path, [o.shape for o in outs if o is not None])
 """

@@ -343,6 +343,29 @@ def test_realtime_passes_frames_through_untouched_when_the_model_falls_behind(tm
             assert len(seen[-1]) == 2 and untouched == 0  # every frame waits for the model
 
 
+def test_realtime_on_the_cpu_runs_the_fast_model_and_says_so_once(tmp_path):
+    """Asked to keep up with a live input on the CPU, with no model named, the CLI runs the fast model and says so
+    in one line, and deblur_video makes the same choice; a named model, -q, or a run that is not real time say
+    nothing, and the full model runs where no real time is asked for."""
+    from strcnn_sdk.model import shipped_model_path
+    from strcnn_sdk.video import read_record
+
+    def model_of(*args: str) -> tuple[str, list[str]]:
+        out = tmp_path / f"{len(list(tmp_path.iterdir()))}.mkv"
+        run = cli("deblur", SOURCE, out, "--frames", "4", "--provider", "cpu", *args)
+        assert run.returncode == 0, run.stderr.decode()
+        return read_record(out)["model"], [line for line in run.stderr.decode().splitlines() if "running the" in line]
+
+    fast, full = (shipped_model_path("auto", name=name).name for name in ("fast", "full"))
+    model, said = model_of("--realtime")
+    assert model == fast and len(said) == 1 and "--model full" in said[0], said
+    assert model_of("--realtime", "-q") == (fast, [])
+    assert model_of("--realtime", "--model", "full") == (full, [])
+    assert model_of() == (full, [])
+    deblur_video(SOURCE, tmp_path / "python.mkv", frames=3, realtime=True, providers="cpu")
+    assert read_record(tmp_path / "python.mkv")["model"] == fast
+
+
 def test_the_opencv_example_writes_the_side_by_side_video_headless(tmp_path, tiny):
     clip = tmp_path / "in.mp4"
     make_video(clip, frames=6, size=(48, 64))

@@ -195,12 +195,13 @@ def test_a_model_whose_own_verdict_fails_warns_once_when_it_first_runs(tiny, tmp
             assert (found[0].filename, found[0].lineno) == (__file__, line)
 
 
-def test_shipped_sidecars_state_their_own_test_verdict_and_gopro_gain():
+@pytest.mark.parametrize("name", ["full", "fast"])
+def test_shipped_sidecars_state_their_own_test_verdict_and_gopro_gain(name):
     """Each precision's figures are its own (measured in that precision) and the variants' comparison with fp32
     matches the fp32 sidecar, so no stale figure survives a change of weights."""
-    fp32 = json.loads(shipped_model_path("fp32").with_suffix(".json").read_text())
+    fp32 = json.loads(shipped_model_path("fp32", name=name).with_suffix(".json").read_text())
     for precision in ("fp32", "int8", "fp16"):
-        side = json.loads(shipped_model_path(precision).with_suffix(".json").read_text())
+        side = json.loads(shipped_model_path(precision, name=name).with_suffix(".json").read_text())
         quality = side["quality"]
         assert set(quality) == {"measured", "test", "gopro"} and f"--precision {precision}" in quality["measured"]
         assert isinstance(quality["test"]["no_harm"], bool) and quality["test"]["no_harm"] == (not quality["test"]["harm"])
@@ -210,6 +211,37 @@ def test_shipped_sidecars_state_their_own_test_verdict_and_gopro_gain():
                                                "fp32_test_gain_db": fp32["quality"]["test"]["gain_db"],
                                                "loss_db": round(fp32["quality"]["test"]["gain_db"]
                                                                 - quality["test"]["gain_db"], 3)}
+
+
+def test_the_fast_model_ships_by_the_rule_beside_the_full_one():
+    """The light model stands beside the full one only if, in every precision, its own test-set figures hold the
+    do-no-harm rule and gain more than the full model's of that precision do."""
+    for precision in ("fp32", "int8", "fp16"):
+        fast, full = (json.loads(shipped_model_path(precision, name=name).with_suffix(".json").read_text())["quality"]
+                      for name in ("fast", "full"))
+        assert fast["test"]["no_harm"], (precision, fast["test"]["harm"])
+        assert fast["test"]["gain_db"] > full["test"]["gain_db"], precision
+        assert fast["test"]["worst_clip_db"] >= full["test"]["worst_clip_db"], precision
+
+
+def test_shipped_models_by_name():
+    """"fast" and "full" name the shipped models wherever a model is taken; the automatic precision applies to
+    either; a path is a file (a file named like a model is given as a Path); an unknown name says what exists."""
+    from strcnn_sdk.model import default_model, shipped_models
+
+    assert list(shipped_models()) == ["full", "fast"]
+    fast = Model("fast", providers="cpu")
+    assert fast.path == shipped_model_path("auto", name="fast") and fast.meta["width"] == 32
+    assert "auto picks" in fast.precision_reason
+    assert Model("full", precision="fp32").path == shipped_model_path("fp32")
+    assert Deblurrer("fast").model.path == fast.path and Deblurrer().model.meta["name"] == "strcnn_dtb"
+    assert default_model("cpu", realtime=True) == "fast" and default_model("cpu") == "full"
+    with pytest.raises(FileNotFoundError, match="a shipped model is named full or fast"):
+        Model("fastest")
+    with pytest.raises(FileNotFoundError, match="model file fast not found"):
+        Model(Path("fast"))
+    with pytest.raises(ValueError, match="the shipped ones are full, fast"):
+        shipped_model_path(name="fastest")
 
 
 def test_a_run_imports_no_torch(tiny):

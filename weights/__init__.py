@@ -1,1 +1,1 @@
-"""The shipped model (an .onnx with its .json sidecar), installed as package data of strcnn_sdk."""
+"""The shipped models (each an .onnx with its .json sidecar; models.json names them), package data of strcnn_sdk."""

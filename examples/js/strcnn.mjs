@@ -2,6 +2,13 @@
 // explicitly from step to step. Works with onnxruntime-node and onnxruntime-web alike: pass in the `ort`
 // module. Frames are {width, height, rgba} (Uint8Array or Uint8ClampedArray, as canvases and PNG decoders give).
 
+/** The .onnx that `model` names: a shipped model's name (a key of the `models` of weights/models.json, e.g. full
+ * or fast) becomes its fp32 file under `weights` (a path or URL ending in /); anything else is the model's own. */
+export function modelLocation(manifest, model, weights) {
+  const entry = Object.hasOwn(manifest.models, model) ? manifest.models[model] : null;
+  return entry ? `${weights}${entry.file}` : model;
+}
+
 /** Planar float32 RGB [3, H', W'] in [0, 1] from RGBA bytes, padded by reflection to multiples of `multiple`. */
 export function toPlanar({ width, height, rgba }, multiple) {
   const H = height + ((multiple - (height % multiple)) % multiple);

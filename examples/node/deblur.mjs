@@ -1,13 +1,19 @@
-// node deblur.mjs MODEL.onnx IN_DIR OUT_DIR: deblur a folder of PNG frames (sorted by name) into OUT_DIR.
-// The .json sidecar beside the model says how to feed it; see ../js/strcnn.mjs for the streaming loop.
+// node deblur.mjs MODEL IN_DIR OUT_DIR: deblur a folder of PNG frames (sorted by name) into OUT_DIR. MODEL is a
+// shipped model, full or fast (../../weights/models.json), or an .onnx; the .json sidecar beside it says how to
+// feed it; see ../js/strcnn.mjs for the streaming loop.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { PNG } from 'pngjs';
-import { Deblurrer, toRGBA } from '../js/strcnn.mjs';
+import { Deblurrer, modelLocation, toRGBA } from '../js/strcnn.mjs';
 
-export async function loadDeblurrer(modelPath) {
+const WEIGHTS = fileURLToPath(new URL('../../weights/', import.meta.url));
+
+/** A Deblurrer of a shipped model's name (full, fast) or of an .onnx's path. */
+export async function loadDeblurrer(model) {
+  const manifest = JSON.parse(fs.readFileSync(path.join(WEIGHTS, 'models.json'), 'utf8'));
+  const modelPath = modelLocation(manifest, model, WEIGHTS);
   const sidecar = JSON.parse(fs.readFileSync(modelPath.replace(/\.onnx$/, '.json'), 'utf8'));
   return Deblurrer.create(ort, fs.readFileSync(modelPath), sidecar);
 }
@@ -27,11 +33,11 @@ export async function deblurFrames(deblurrer, files) {
   return out.concat(await deblurrer.flush());
 }
 
-async function main([modelPath, inDir, outDir]) {
-  if (!outDir) throw new Error('usage: node deblur.mjs MODEL.onnx IN_DIR OUT_DIR');
+async function main([model, inDir, outDir]) {
+  if (!outDir) throw new Error('usage: node deblur.mjs MODEL IN_DIR OUT_DIR (MODEL: full, fast or an .onnx)');
   const files = fs.readdirSync(inDir).filter((f) => f.endsWith('.png')).sort().map((f) => path.join(inDir, f));
   if (files.length === 0) throw new Error(`${inDir}: no .png frames`);
-  const sharp = await deblurFrames(await loadDeblurrer(modelPath), files);
+  const sharp = await deblurFrames(await loadDeblurrer(model), files);
   fs.mkdirSync(outDir, { recursive: true });
   sharp.forEach((s, i) => {
     const png = new PNG({ width: s.width, height: s.height });

@@ -1,4 +1,5 @@
-// npm test: the golden sequence through onnxruntime-node equals what the Python runtime returned (1e-4).
+// npm test: the golden sequence through onnxruntime-node equals what the Python runtime returned (1e-4), and the
+// shipped models load by name.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,3 +19,10 @@ assert.equal(sharp.length, manifest.frames.length, 'one output per input frame')
 const worst = maxAbsDifference(sharp, expected, width, height);
 console.log(`onnxruntime-node vs Python on ${sharp.length} golden frames ${width}x${height}: max abs difference ${worst.toExponential(2)}`);
 assert.ok(worst <= manifest.tolerance, `max abs difference ${worst} > ${manifest.tolerance}`);
+for (const [name, width] of [['full', 64], ['fast', 32]]) {
+  const deblurrer = await loadDeblurrer(name);
+  assert.deepEqual(deblurrer.channels, [width / 2, width], `${name} is the width-${width} network`);
+  const out = await deblurFrames(deblurrer, manifest.frames.map((f) => path.join(golden, f)));
+  assert.equal(out.length, manifest.frames.length, `${name}: one output per input frame`);
+  console.log(`${name} by name: ${out.length} frames`);
+}

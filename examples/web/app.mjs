@@ -2,11 +2,13 @@
 // before/after. WebGPU where the browser has it, WebAssembly otherwise (?wasm forces it).
 // With ?golden it instead runs the golden sequence (on WebAssembly) and publishes the comparison as window.golden;
 // with ?camera&check it runs the camera for a few frames and publishes checks of the stream as window.cameraCheck
-// (tests). ?model=URL runs another .onnx (with its .json beside it); ?width=N sets the camera frames' width.
+// (tests). ?model=NAME runs a shipped model (full, the default, or fast: weights/models.json), ?model=URL another
+// .onnx (with its .json beside it); ?width=N sets the camera frames' width.
 import { maxAbsDifference } from '../js/golden.mjs';
-import { Deblurrer, toRGBA } from '../js/strcnn.mjs';
+import { Deblurrer, modelLocation, toRGBA } from '../js/strcnn.mjs';
 
 const params = new URLSearchParams(location.search);
+const WEIGHTS = '../../weights/';
 const MAX_WIDTH = 480, MAX_FRAMES = Number(params.get('frames') ?? 75), FPS = 25;
 const CAMERA_WIDTH = Number(params.get('width') ?? 320);  // camera frames are scaled down to this width
 const $ = (id) => document.getElementById(id);
@@ -155,7 +157,7 @@ async function checkCamera(deblurrer, sidecar) {
   const later = await replay(inputs.slice(k - 1, k + 2));
   const input = toPlanarLike(inputs[k], outputs[k]);
   return {
-    backend: BACKEND, trained: sidecar.trained, width, height, frames: outputs.length,
+    backend: BACKEND, model: sidecar.name, trained: sidecar.trained, width, height, frames: outputs.length,
     changed: differ(outputs[k], input), replayed: differ(outputs[k], again[k]), fresh: differ(outputs[k], later[1]),
   };
 }
@@ -183,12 +185,26 @@ async function golden() {
   return { frames: planar.length, expectedFrames: manifest.frames.length, worst, tolerance: manifest.tolerance };
 }
 
+/** The model picker: the shipped models by name (and the ?model= URL when one is given); picking one reloads
+ * the page with it. */
+function pickModel(manifest, model) {
+  const names = Object.hasOwn(manifest.models, model) ? Object.keys(manifest.models) : [...Object.keys(manifest.models), model];
+  $('model').replaceChildren(...names.map((name) => new Option(name, name, false, name === model)));
+  $('model').onchange = () => {
+    params.set('model', $('model').value);
+    location.search = params.toString();
+  };
+}
+
 async function main() {
   if (params.has('golden')) {
     window.golden = await golden().catch((e) => ({ error: String(e) }));
     return;
   }
-  const { deblurrer, sidecar } = await load(params.get('model') ?? '../../weights/strcnn_dtb.onnx');
+  const manifest = await fetch(`${WEIGHTS}models.json`).then((r) => r.json());
+  const model = params.get('model') ?? manifest.default;
+  pickModel(manifest, model);
+  const { deblurrer, sidecar } = await load(modelLocation(manifest, model, WEIGHTS));
   $('backend').textContent = `running on ${BACKEND}${webgpu ? '' : ' (this browser offers no WebGPU adapter)'}`;
   if (params.has('camera') && params.has('check')) {
     window.cameraCheck = await checkCamera(deblurrer, sidecar).catch((e) => ({ error: String(e) }));

@@ -40,6 +40,13 @@ try {
   assert.ok(camera.changed > 1e-2, 'the output differs from the input');
   assert.ok(camera.replayed <= 1e-6, 'a replay of the same frames gives the same output');
   assert.ok(camera.fresh > 1e-4, 'the state carries over from frame to frame');
+  await page.goto(`${base}?camera&check&frames=3&model=fast`);
+  await page.waitForFunction(() => window.cameraCheck !== undefined, { timeout: 120_000 });
+  const fast = await page.evaluate(() => window.cameraCheck);
+  assert.equal(fast.error, undefined, fast.error);
+  console.log(`the fast model by name: ${fast.model}, ${fast.frames} camera frames on ${fast.backend}`);
+  assert.equal(fast.model, 'strcnn_dtb_fast', 'a shipped model is picked by its name');
+  assert.ok(fast.trained && fast.frames === 3 && fast.replayed <= 1e-6, 'it runs as a stream');
   assert.deepEqual(errors, [], 'no error in the page');
   if (screenshot) {
     await page.setViewport({ width: 1100, height: 620 });
