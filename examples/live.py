@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from strcnn_sdk import Deblurrer
+from strcnn_sdk.model import default_model
 
 
 def has_window() -> bool:
@@ -43,7 +44,8 @@ def panel(before: np.ndarray, after: np.ndarray, fps: float) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="a camera index (0), a video file or a URL")
-    parser.add_argument("--model", help="an .onnx with its .json sidecar (default: the shipped model)")
+    parser.add_argument("--model", help="a shipped model, full or fast, or an .onnx with its .json sidecar (default: "
+                                        "fast for a camera on a CPU, where speed matters most, else full)")
     parser.add_argument("--out", default="live.mp4", help="the video written where no window can open")
     parser.add_argument("--frames", type=int, help="stop after this many frames")
     args = parser.parse_args()
@@ -55,7 +57,8 @@ def main() -> int:
         return 1
     if camera:  # hold one frame, not a queue of old ones: each read is then the newest picture
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-    deblurrer = Deblurrer(args.model, color="bgr")  # OpenCV's frames are BGR
+    deblurrer = Deblurrer(args.model or default_model(realtime=camera), color="bgr")  # OpenCV's frames are BGR
+    print(f"live.py: {deblurrer.model.path.name} on {deblurrer.model.provider}", file=sys.stderr)
     window, writer = has_window(), None
     waiting: deque[np.ndarray] = deque()  # inputs whose output is still to come (the model looks one frame ahead)
     fps, last, count = 0.0, time.perf_counter(), 0

@@ -26,19 +26,19 @@ from .onnx import write_sidecar
 
 def measure(path: Path, gopro: Path | None = None) -> dict:
     """The sidecar ``quality`` of the model at `path`: test-set figures and verdict, GoPro gain where given."""
-    with warnings.catch_warnings():  # the figures being measured replace the ones that warn
+    with warnings.catch_warnings():  # the figures being measured replace the ones that warn (when it runs)
         warnings.simplefilter("ignore", UntrainedModelWarning)
         warnings.simplefilter("ignore", QualityWarning)
         deblurrer = Deblurrer(Model(path, providers="cpu"))
-    precision = deblurrer.model.meta.get("precision", "fp32")
-    quality = {"measured": f"strcnn eval --precision {precision}, CPU: the test set of export/data.py (frozen)",
-               "test": quality_fields(summarize(evaluate_clips(test_clips(), deblurrer, ssim=False)))}
-    if gopro is not None:
-        rows = evaluate_folder(gopro, deblurrer, ssim=False)
-        quality["measured"] += ", and real pairs (GoPro, Nah et al., CVPR 2017)"
-        quality["gopro"] = {"gain_db": round(summarize(rows)["gain"], 3),
-                            "pairs": {r["clip"]: {"blurry_db": round(r["psnr_blurry"], 3),
-                                                  "model_db": round(r["psnr_model"], 3)} for r in rows}}
+        precision = deblurrer.model.meta.get("precision", "fp32")
+        quality = {"measured": f"strcnn eval --precision {precision}, CPU: the test set of export/data.py (frozen)",
+                   "test": quality_fields(summarize(evaluate_clips(test_clips(), deblurrer, ssim=False)))}
+        if gopro is not None:
+            rows = evaluate_folder(gopro, deblurrer, ssim=False)
+            quality["measured"] += ", and real pairs (GoPro, Nah et al., CVPR 2017)"
+            quality["gopro"] = {"gain_db": round(summarize(rows)["gain"], 3),
+                                "pairs": {r["clip"]: {"blurry_db": round(r["psnr_blurry"], 3),
+                                                      "model_db": round(r["psnr_model"], 3)} for r in rows}}
     return quality
 
 
