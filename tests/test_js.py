@@ -51,7 +51,7 @@ def test_node_reproduces_the_golden_sequence():
 
 def test_node_example_runs_the_fast_model_by_name_as_python_does(tmp_path):
     """`node deblur.mjs fast IN OUT` writes the frames that the Python runtime's fast model (fp32, the file the
-    JavaScript runtimes load) gives, to within a level of 8-bit rounding."""
+    JavaScript runtimes load) gives, to within a level of 8-bit rounding; a name that is no model says so."""
     folder = ROOT / "examples" / "node"
     needs_node(folder)
     run = subprocess.run(["node", "deblur.mjs", "fast", GOLDEN, tmp_path], cwd=folder, capture_output=True, text=True,
@@ -64,6 +64,9 @@ def test_node_example_runs_the_fast_model_by_name_as_python_does(tmp_path):
         got = cv2.cvtColor(cv2.imread(str(tmp_path / name)), cv2.COLOR_BGR2RGB)
         assert np.abs(got.astype(int) - want).max() <= 1, name
     assert any(np.abs(w.astype(int) - f).max() > 1 for w, f in zip(expected, frames))  # it changed the frames
+    unknown = subprocess.run(["node", "deblur.mjs", "fastest", GOLDEN, tmp_path / "x"], cwd=folder,
+                             capture_output=True, text=True, timeout=300)
+    assert unknown.returncode == 1 and "neither a shipped model (full, fast) nor an .onnx file" in unknown.stderr
 
 
 def test_browser_reproduces_the_golden_sequence_and_deblurs_the_camera():

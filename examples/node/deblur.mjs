@@ -14,6 +14,9 @@ const WEIGHTS = fileURLToPath(new URL('../../weights/', import.meta.url));
 export async function loadDeblurrer(model) {
   const manifest = JSON.parse(fs.readFileSync(path.join(WEIGHTS, 'models.json'), 'utf8'));
   const modelPath = modelLocation(manifest, model, WEIGHTS);
+  if (!modelPath.endsWith('.onnx') || !fs.existsSync(modelPath)) {
+    throw new Error(`${model}: neither a shipped model (${Object.keys(manifest.models).join(', ')}) nor an .onnx file`);
+  }
   const sidecar = JSON.parse(fs.readFileSync(modelPath.replace(/\.onnx$/, '.json'), 'utf8'));
   return Deblurrer.create(ort, fs.readFileSync(modelPath), sidecar);
 }
