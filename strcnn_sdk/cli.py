@@ -588,8 +588,8 @@ def _bench_many(model: str | None, threads: int | None, videos: int, frames: int
 
 def _bench_live(models: list[str], threads: int | None, sizes: list[tuple[int, int]], rate: float, frames: int,
                 preset: str) -> None:
-    """Live deblurring of FFmpeg's test source into a file, per provider, model and size: the sustainable frame rate
-    (the source unpaced), then the latency of each frame with the source paced at `rate`, without and with
+    """Live deblurring of FFmpeg's test source into a file, per provider, model and size: the sustainable frame
+    rate (the source unpaced), then the latency of each frame with the source paced at `rate`, without and with
     --realtime. A frame's latency runs from when the paced source releases it to when its deblurred frame goes
     to the encoder, so it includes the model's one frame of look-ahead."""
     typer.echo(f"live: lavfi testsrc2, {frames} frames a figure, libx264 {preset} tuned for zero latency")
@@ -729,7 +729,8 @@ def _bench_rows(models: list[str], threads: int | None, providers: list[str], pr
             cost = f"overhead {overhead:.1f}% of the bare session's time" if overhead >= 1 else \
                 "overhead under 1% of the bare session's time, within the timing noise"
             typer.echo(f"{what} {width}x{height}: model {1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "
-                       f"({cost}), rss {rss_mib():.0f} MiB" + (f"; about {per_pixel * left:.0f} s left" if left else ""))
+                       f"({cost}), rss {rss_mib():.0f} MiB"
+                       + (f"; about {per_pixel * left:.0f} s left" if left else ""))
         loaded.close()
     for (model, provider, precision, (width, height)), (bare, streamed) in rates.items():
         reference = rates.get((models[0], provider, precision, (width, height)))

@@ -250,11 +250,12 @@ class Model:
             raise ValueError(f"{first} was asked for, but this machine has no NVIDIA driver (libcuda does not "
                              "load); ask for auto or cpu instead")
         self.threads, self._session_options = threads, session_options
+        name = shipped_name(path)  # None for a file
         with _onnxruntime_quiet():
             if first in _DEVICES and hasattr(ort, "preload_dlls"):
                 ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
             self._open(_model_file(path, precision, first), requested)
-            if (name := shipped_name(path)) and precision == "auto" and self.provider != first:
+            if name is not None and precision == "auto" and self.provider != first:
                 self._open(shipped_model_path("auto", self.provider, name), [(self.provider, {})])  # the CPU's best
         if first != "CPUExecutionProvider" and self.provider != first:
             cause = ("this machine has no NVIDIA driver" if not nvidia_driver_present() else
