@@ -433,18 +433,20 @@ def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: 
         vs = meta["quality_vs_fp32"]
         typer.echo(f"  {meta['precision']} against fp32: test gain {vs['test_gain_db']:+.3f} dB against "
                    f"{vs['fp32_test_gain_db']:+.3f} dB")
-    loaded.close()
-    _shipped_models(provider, threads, precision)
+    _shipped_models(provider, threads, precision, loaded)
 
 
-def _shipped_models(provider: str, threads: int | None, precision: str, size: tuple[int, int] = (640, 480)) -> None:
+def _shipped_models(provider: str, threads: int | None, precision: str, opened: Model,
+                    size: tuple[int, int] = (640, 480)) -> None:
     """A line per shipped model: the file that runs here with `provider` and `precision`, its frames per second
     at `size` on this machine (a warm-up and two runs: a first look; `strcnn bench` measures), its test-set gain
-    and do-no-harm verdict, and its card."""
+    and do-no-harm verdict, and its card. `opened`, the model `info` loaded, serves where it is that file, and is
+    closed with the others."""
     width, height = size
     typer.echo(f"shipped models (--model NAME), frames a second at {width}x{height} on this machine:")
     for name, entry in shipped_models().items():
-        loaded = load_model(name, provider, threads, precision, warn=False)
+        same = opened.path == planned_model(name, provider, precision)[0]
+        loaded = opened if same else load_model(name, provider, threads, precision, warn=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", QualityWarning)  # timed, not used: its verdict is on this line
             fps = _model_fps(loaded, height, width, 2)
@@ -454,6 +456,7 @@ def _shipped_models(provider: str, threads: int | None, precision: str, size: tu
         typer.echo(f"  {name}: {loaded.path.name}, width {loaded.meta['width']}, {fps:.2f} fps; {quality}; "
                    f"{entry['card']}")
         loaded.close()
+    opened.close()
 
 
 def _parse_size(text: str) -> tuple[int, int]:

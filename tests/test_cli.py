@@ -231,6 +231,19 @@ def test_info_prints_the_models_own_verdict():
         assert f"measured in {precision} (the precision that runs)" in result.output
 
 
+def test_info_opens_each_model_once(monkeypatch):
+    """The model `strcnn info` describes serves its own line of the shipped models' list: each file opens once."""
+    from strcnn_sdk.model import Model
+
+    opened = []
+    open_ = Model._open
+    monkeypatch.setattr(Model, "_open", lambda self, path, providers: (opened.append(path.name),
+                                                                       open_(self, path, providers))[1])
+    result = strcnn("info", "--model", "fast", "--precision", "fp32")
+    assert result.exit_code == 0, result.output
+    assert sorted(opened) == ["strcnn_dtb.onnx", "strcnn_dtb_fast.onnx"]
+
+
 def test_bench_prints_every_figure():
     result = strcnn("bench", "--sizes", "32x24", "--runs", "1", "--precisions", "fp32", "--stream-steps", "5",
                     "--stream-size", "16x12", "--pipeline-frames", "10", "--preset", "ultrafast", "--model-frames", "0")
