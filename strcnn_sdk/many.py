@@ -37,8 +37,9 @@ def plan(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix:
     node_modules, are passed over), a quoted glob (paths kept below the glob's first wildcard), or a manifest
     (.txt, .lst or .list: one path a line, relative to the manifest's folder, blank lines and # comments ignored;
     each as a file given directly). Each output is named after its input, with `suffix` added to the stem and the
-    extension `ext` (default: the input's for MP4, MOV, Matroska, WebM and AVI, else .mkv). Raises `MediaError` for a missing input, a folder or glob without videos,
-    an input given twice, two inputs mapping to one output, or an output folder inside an input folder.
+    extension `ext` (default: the input's for MP4, MOV, Matroska, WebM and AVI, else .mkv). Raises `MediaError`
+    for a missing input, a folder or glob without videos, an input given twice, two inputs mapping to one output,
+    or an output folder inside an input folder.
     """
     if ext is not None:
         ext = ext if ext.startswith(".") else f".{ext}"
