@@ -14,9 +14,13 @@ The variants are the paper's Table 1 ablation and share every layer except DTB's
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from .guard import Guard, GuardConfig
 
 VARIANTS = ("cnn", "strcnn", "dtb")
 
@@ -63,9 +67,12 @@ class STRCNN(nn.Module):
         m: temporal radius; each step sees 2m+1 frames, the centre one being restored.
         width: channels of the residual trunk (64 in the paper); F has width/2 channels, h has width.
         residual: add the centre blurry frame to the decoded output (the paper leaves this open).
+        guard: `GuardConfig` fields (``low``, ``high``, ``taps``) to scale the correction down where the input is
+            already sharp (`export.guard`); None (the default, and always in training) leaves it as it is.
     """
 
-    def __init__(self, variant: str = "dtb", m: int = 1, width: int = 64, residual: bool = True) -> None:
+    def __init__(self, variant: str = "dtb", m: int = 1, width: int = 64, residual: bool = True,
+                 guard: dict | None = None) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -81,10 +88,14 @@ class STRCNN(nn.Module):
         self.f_head = nn.Conv2d(width, self.f_channels, 3, padding=1)
         self.up = nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)
         self.out_conv = nn.Conv2d(width, 3, 3, padding=1)
+        self.guard = Guard(GuardConfig(**guard)) if guard is not None else None
 
     def config(self) -> dict:
         """The constructor arguments, enough to rebuild this model around a state dict."""
-        return {"variant": self.variant, "m": self.m, "width": self.width, "residual": self.residual}
+        config = {"variant": self.variant, "m": self.m, "width": self.width, "residual": self.residual}
+        if self.guard is not None:
+            config["guard"] = dataclasses.asdict(self.guard.config)
+        return config
 
     def init_state(self, n: int, height: int, width: int, *, device=None, dtype=None) -> tuple[Tensor, Tensor]:
         """Zero state (F, h~) for the first step of n streams of height x width frames (both even)."""
@@ -104,8 +115,11 @@ class STRCNN(nn.Module):
             h = h_state = self.dtb(h, h_prev)  # h~_n: decoded now and carried to the next step
         y = self.decoder(h)
         sharp = self.out_conv(F.relu(self.up(y)))
-        if self.residual:
-            sharp = sharp + frames[:, 3 * self.m:3 * self.m + 3]
+        centre = frames[:, 3 * self.m:3 * self.m + 3]
+        if self.guard is not None:  # the residual output is the correction itself: one full-resolution pass less
+            sharp = self.guard(centre, sharp if self.residual else sharp - centre)
+        elif self.residual:
+            sharp = sharp + centre
         if not recurrent:
             return sharp, f_prev, h_prev
         return sharp, F.relu(self.f_head(y)), h_state

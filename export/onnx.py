@@ -72,6 +72,7 @@ def sidecar(model: STRCNN, *, name: str, trained: bool, training: dict | None = 
         "outputs": {"sharp": "N,3,H,W", "F_out": f"N,{cf},H/2,W/2", "h_out": f"N,{ch},H/2,W/2"},
         "color": "RGB", "range": [0, 1], "layout": "NCHW", "pad_multiple": 2, "latency_frames": model.m,
         "precision": "fp32", "opset": OPSET, "trained": trained,
+        "guard": model.guard.config.describe() if model.guard is not None else None,
         "training": training, "quality": quality,
     }
 

@@ -92,6 +92,9 @@ SideBySideOption = Annotated[bool, typer.Option("--side-by-side", help="write in
 TileOption = Annotated[str, typer.Option(metavar="PIXELS",
                                          help="tile side in pixels, to bound memory; auto: tiles of 512 above 1.5 "
                                               "megapixels; off")]
+StrengthOption = Annotated[float, typer.Option(metavar="S", min=0.0, max=1.0,
+                                               help="how much of the model's correction to apply: 0 leaves the "
+                                                    "input as it is, 1 is the model's output")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress")]
 
 
@@ -128,6 +131,7 @@ def deblur(
     audio: AudioOption = "copy",
     side_by_side: SideBySideOption = False,
     tile: TileOption = "auto",
+    strength: StrengthOption = 1.0,
     input_format: Annotated[Optional[str], typer.Option(metavar="NAME",
                                                         help="the input's FFmpeg format where it cannot be guessed, "
                                                              "e.g. mpegts or yuv4mpegpipe on a pipe")] = None,
@@ -166,9 +170,9 @@ def deblur(
     if output == "-" and sys.stdout.isatty():
         raise fail("standard output (-) is a terminal; pipe it into a player or a file, e.g. | ffplay -")
     settings = Settings(input_format=input_format, input_options=options, frames=frames, duration=duration,
-                        realtime=realtime, reconnect=reconnect, fps=fps, tile=tiles, codec=codec, crf=crf,
-                        preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side, format=format,
-                        overwrite=force)
+                        realtime=realtime, reconnect=reconnect, fps=fps, tile=tiles, strength=strength, codec=codec,
+                        crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side,
+                        format=format, overwrite=force)
     try:
         check_run(source, output, settings)  # before the model loads
         if model is None and realtime:
@@ -321,6 +325,7 @@ def deblur_many(
     audio: AudioOption = "copy",
     side_by_side: SideBySideOption = False,
     tile: TileOption = "auto",
+    strength: StrengthOption = 1.0,
     jobs: Annotated[int, typer.Option(metavar="N", min=1,
                                       help="videos deblurred side by side on this machine, sharing one "
                                            "model")] = 1,
@@ -346,7 +351,7 @@ def deblur_many(
     show_onnxruntime_log(verbose)
     _catch_signals()
     settings = Settings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side,
-                        tile=_tile(tile))
+                        tile=_tile(tile), strength=strength)
     try:
         check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
                   gpus_per_worker=gpus_per_worker, settings=settings)  # before the model loads

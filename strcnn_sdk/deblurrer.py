@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .frames import DTYPES, check_color, check_frames, from_planar, to_planar
+from .frames import DTYPES, check_color, check_frames, check_strength, from_planar, to_planar
 from .model import Model
 from .system import write_atomic
 
@@ -120,17 +120,30 @@ class Deblurrer:
         color: "rgb", or "bgr" for OpenCV's channel order.
         tile: tile side in pixels; "auto" tiles (with 512) only frames above 1.5 megapixels, which would need
             more than about 4 GB untiled; None never tiles.
+        strength: how much of the model's correction to apply, from 0 (the input frame, unchanged) to 1 (the
+            model's output): each output is ``input + strength * (model output - input)``. It may change between
+            frames; the recurrent state is the model's either way.
     """
 
     def __init__(self, model: Model | str | Path | None = None, color: str = "rgb",
-                 tile: int | str | None = "auto") -> None:
+                 tile: int | str | None = "auto", strength: float = 1.0) -> None:
         self.model = model if isinstance(model, Model) else Model(model)
         self.color = check_color(color)
         if not (tile is None or tile == "auto" or self._tile_fits(tile)):
             raise ValueError(f"tile must be 'auto', None or a side of at least {self.model.min_tile} "
                              f"pixels, got {tile!r}")
         self.tile = tile
+        self.strength = strength
         self.reset()
+
+    @property
+    def strength(self) -> float:
+        """The share of the model's correction applied, 0 to 1 (the class docstring)."""
+        return self._strength
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        self._strength = check_strength(value)
 
     def _tile_fits(self, tile: object) -> bool:
         return isinstance(tile, int) and tile >= self.model.min_tile
@@ -357,6 +370,11 @@ class Deblurrer:
         else:
             sharp, state = self._run_tiles()
         self._state, self._spare_state = state, (self._state if self.model.device == "cpu" else None)
+        if self._strength != 1.0:  # in place, in float: strength 0 gives back the centre frame bit for bit
+            centre = self._slot(self.model.m)
+            sharp -= centre
+            sharp *= self._strength
+            sharp += centre
         _, height, width = self._shape
         out = from_planar(sharp, height, width, self.color, dtype)
         return out if self._batched else out[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import cv2
 import numpy as np
 
@@ -14,6 +16,14 @@ def check_color(color: str) -> str:
     if not isinstance(color, str) or color.lower() not in COLORS:
         raise ValueError(f"color must be 'rgb' or 'bgr' (OpenCV's order), got {color!r}")
     return color.lower()
+
+
+def check_strength(strength: object) -> float:
+    """A strength of correction (0: the input, 1: the model's output) as a float, rejecting anything else."""
+    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be a number from 0 (the input unchanged) to 1 (the model's full "
+                         f"correction), got {strength!r}")
+    return float(strength)
 
 
 def check_frames(frames: np.ndarray, ndim: int, what: str) -> np.ndarray:

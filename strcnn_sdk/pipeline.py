@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from .deblurrer import Deblurrer
+from .frames import check_strength
 from .model import Model, default_model
 from .settings import Settings
 from .video import (AUDIO_MODES, Encoding, Frame, Location, MediaError, Reader, check_encoder, codec_for,
@@ -133,7 +134,7 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     live = plan.source.live or plan.output.kind == "pipe"  # low-latency encoding
     encoding = dataclasses.replace(_recorded(plan.encoding, model), live=live)
     try:
-        deblurrer = Deblurrer(model, tile=settings.tile)
+        deblurrer = Deblurrer(model, tile=settings.tile, strength=settings.strength)
     except ValueError as e:  # options are reported like the other options of a run
         raise MediaError(str(e)) from None
     return _deblur(plan.source, output, deblurrer, encoding, settings, progress)
@@ -169,6 +170,10 @@ def _encoding(output: str, settings: Settings) -> Encoding:
 
     if settings.audio not in AUDIO_MODES:
         raise MediaError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {settings.audio!r}")
+    try:
+        check_strength(settings.strength)
+    except ValueError as e:
+        raise MediaError(str(e)) from None
     encoding = Encoding(codec=settings.codec, crf=settings.crf, preset=settings.preset, pix_fmt=settings.pix_fmt,
                         fps=_rate(settings.fps), audio=settings.audio, format=settings.format)
     encoder = codec_for(output, encoding)

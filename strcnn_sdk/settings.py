@@ -18,7 +18,8 @@ class Settings:
     `input_options` go to its demuxer (rtsp_transport, video_size ...); `frames` and `duration` (seconds) end the
     input early; `realtime` passes through, untouched, the frames of a live input that arrive while the model is
     busy; a URL that drops is reopened for up to `reconnect` seconds; `fps` is the rate of an image sequence.
-    Running: `tile` is the `Deblurrer`'s ("auto": tiles of 512 above 1.5 megapixels; a side; None: never).
+    Running: `tile` is the `Deblurrer`'s ("auto": tiles of 512 above 1.5 megapixels; a side; None: never);
+    `strength`, from 0 (the input) to 1 (the model's output, the default), how much of the correction to apply.
     Writing: `codec` (None: H.264, VP9 for .webm), `crf`, `preset` and `pix_fmt` set the encoder; `audio` is
     "copy" (where the output holds the codec, else encoded anew), "encode" or "none"; `side_by_side` writes input
     and output side by side, labelled; `format` is the output's container (default: from its name, Matroska on
@@ -33,6 +34,7 @@ class Settings:
     reconnect: float = 30.0
     fps: Fraction | int | float | str = 25
     tile: int | str | None = "auto"
+    strength: float = 1.0
     codec: str | None = None
     crf: int | None = 18
     preset: str | None = "medium"
@@ -44,7 +46,7 @@ class Settings:
 
     # the fields that shape an output's pictures and streams, recorded in its metadata (`output_record`)
     RECORDED: ClassVar[tuple[str, ...]] = ("codec", "crf", "preset", "pix_fmt", "fps", "audio", "side_by_side",
-                                           "tile")
+                                           "tile", "strength")
 
     @classmethod
     def of(cls, settings: Settings | None, options: dict[str, Any]) -> Settings:

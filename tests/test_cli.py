@@ -349,3 +349,27 @@ def test_an_odd_size_that_420_cannot_keep_is_noted(tmp_path):
     result = strcnn("deblur", tmp_path / "odd.mp4", tmp_path / "b.mp4", "--model", IDENTITY, "--quiet",
                     "--pix-fmt", "yuv444p")
     assert result.exit_code == 0 and "become" not in result.output and video_facts(tmp_path / "b.mp4")["size"] == (25, 33)
+
+
+def test_strength_zero_writes_the_input_frames_bit_for_bit_and_is_recorded(tmp_path, tiny):
+    """--strength 0 on PNGs gives back the same PNGs; a video records the strength that made it; one outside
+    [0, 1] is refused before anything runs."""
+    from strcnn_sdk.video import read_record
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "in" / f"f{i}.png"), rng.integers(0, 256, (19, 27, 3), dtype=np.uint8))
+    result = strcnn("deblur", tmp_path / "in", tmp_path / "out", "--model", tiny[0], "--strength", "0", "-q")
+    assert result.exit_code == 0, result.output
+    made = sorted((tmp_path / "out").iterdir())
+    assert len(made) == 3
+    for i, path in enumerate(made):
+        assert np.array_equal(cv2.imread(str(path)), cv2.imread(str(tmp_path / "in" / f"f{i}.png")))
+    video = tmp_path / "half.mkv"
+    assert strcnn("deblur", tmp_path / "in", video, "--model", tiny[0], "--strength", "0.5", "-q").exit_code == 0
+    assert read_record(video)["strength"] == 0.5
+    refused = strcnn("deblur", tmp_path / "in", tmp_path / "x.mkv", "--model", tiny[0], "--strength", "1.5")
+    assert refused.exit_code == 2 and "--strength" in refused.output and not (tmp_path / "x.mkv").exists()
+    with pytest.raises(MediaError, match="strength must be a number from 0"):
+        deblur_video(tmp_path / "in", tmp_path / "y.mkv", model=tiny[0], strength=2)

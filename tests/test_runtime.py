@@ -492,3 +492,27 @@ def test_a_request_that_names_cuda_but_not_the_cpu_raises_and_a_list_ending_in_c
         model = Model(tiny[0], providers=["cuda", "cpu"])
     assert model.provider == "CPUExecutionProvider"
     assert [str(w.message).count("\n") for w in caught if w.category is RuntimeWarning] == [0]
+
+
+def test_strength_blends_input_and_output_and_zero_gives_the_input_back(tiny_model, rng):
+    """strength S gives input + S (output - input), in uint8 and float, tiled or not; 0 the input bit for bit;
+    it may change mid-stream without touching the state; anything outside [0, 1] is refused."""
+    frames = [rng.integers(0, 256, (21, 35, 3), dtype=np.uint8) for _ in range(4)]
+    floats = [f.astype(np.float32) / 255 for f in frames]
+    full = list(Deblurrer(tiny_model).stream(floats))
+    half = list(Deblurrer(tiny_model, strength=0.5).stream(floats))
+    for x, y, h in zip(floats, full, half):
+        np.testing.assert_allclose(h, x + 0.5 * (y - x), atol=1e-6)
+    for tile in (None, 16):
+        off = Deblurrer(tiny_model, tile=tile, strength=0)
+        assert all(np.array_equal(a, b) for a, b in zip(off.stream(frames), frames))
+        assert all(np.array_equal(a, b) for a, b in zip(off.stream(floats), floats))
+    changing = Deblurrer(tiny_model)
+    outs = [changing.push(floats[0]), changing.push(floats[1])]
+    changing.strength = 0.0
+    outs += [changing.push(floats[2]), *changing.flush()]
+    np.testing.assert_array_equal(outs[1], full[0])
+    assert all(np.array_equal(a, b) for a, b in zip(outs[2:], floats[1:]))
+    for bad in (-0.1, 1.5, float("nan"), "1", True):
+        with pytest.raises(ValueError, match="strength must be a number from 0"):
+            Deblurrer(tiny_model, strength=bad)

@@ -43,7 +43,17 @@ export function toRGBA({ data, H, W }, width, height) {
   return out;
 }
 
-/** One stream: push(frame) resolves to the sharp frame m frames behind (null at first); flush() to the rest. */
+/** A strength of correction (0: the input unchanged, 1: the model's output), checked. */
+export function checkStrength(strength) {
+  if (typeof strength !== 'number' || !(strength >= 0 && strength <= 1)) {
+    throw new Error(`strength must be a number from 0 (the input unchanged) to 1 (the model's full correction), got ${strength}`);
+  }
+  return strength;
+}
+
+/** One stream: push(frame) resolves to the sharp frame m frames behind (null at first); flush() to the rest.
+ * `strength` (0 to 1, default 1) is how much of the model's correction each output takes: input + strength *
+ * (model output - input), as in the Python package; it may change between frames. */
 export class Deblurrer {
   static async create(ort, modelBytes, sidecar, options = {}) {
     if (sidecar.format !== 'strcnn-onnx/1') throw new Error(`not a strcnn-onnx/1 sidecar: ${sidecar.format}`);
@@ -56,8 +66,13 @@ export class Deblurrer {
     this.m = sidecar.m;
     this.channels = [sidecar.width / 2, sidecar.width];
     this.multiple = sidecar.pad_multiple;
+    this.strength = 1;
     this.reset();
   }
+
+  get strength() { return this._strength; }
+
+  set strength(value) { this._strength = checkStrength(value); }
 
   reset() {
     this.window = [];   // planar frames, oldest first
@@ -101,7 +116,12 @@ export class Deblurrer {
       h_in: this.state[1],
     });
     this.state = [result.F_out, result.h_out];
+    const data = result.sharp.data;
+    if (this._strength !== 1) {  // in float32, like the Python package: strength 0 gives the centre frame back exactly
+      const centre = this.window[this.m].data, s = Math.fround(this._strength);
+      for (let i = 0; i < data.length; i++) data[i] = Math.fround(Math.fround(data[i] - centre[i]) * s) + centre[i];
+    }
     this.window.shift();
-    return { data: result.sharp.data, H, W, width: this.size[0], height: this.size[1] };
+    return { data, H, W, width: this.size[0], height: this.size[1] };
   }
 }

@@ -1,12 +1,14 @@
-// node deblur.mjs MODEL IN_DIR OUT_DIR: deblur a folder of PNG frames (sorted by name) into OUT_DIR. MODEL is a
-// shipped model, full or fast (../../weights/models.json), or an .onnx; the .json sidecar beside it says how to
-// feed it; see ../js/strcnn.mjs for the streaming loop.
+// node deblur.mjs MODEL IN_DIR OUT_DIR [--strength S]: deblur a folder of PNG frames (sorted by name) into
+// OUT_DIR. MODEL is a shipped model, full or fast (../../weights/models.json), or an .onnx; the .json sidecar
+// beside it says how to feed it; see ../js/strcnn.mjs for the streaming loop. --strength (0 to 1, default 1) is
+// how much of the model's correction to apply.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { PNG } from 'pngjs';
-import { Deblurrer, modelLocation, toRGBA } from '../js/strcnn.mjs';
+import { Deblurrer, checkStrength, modelLocation, toRGBA } from '../js/strcnn.mjs';
 
 const WEIGHTS = fileURLToPath(new URL('../../weights/', import.meta.url));
 
@@ -36,11 +38,18 @@ export async function deblurFrames(deblurrer, files) {
   return out.concat(await deblurrer.flush());
 }
 
-async function main([model, inDir, outDir]) {
-  if (!outDir) throw new Error('usage: node deblur.mjs MODEL IN_DIR OUT_DIR (MODEL: full, fast or an .onnx)');
+async function main(argv) {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { strength: { type: 'string' } } });
+  const [model, inDir, outDir] = positionals;
+  if (!outDir || positionals.length > 3) {
+    throw new Error('usage: node deblur.mjs MODEL IN_DIR OUT_DIR [--strength S] (MODEL: full, fast or an .onnx)');
+  }
+  const strength = checkStrength(values.strength === undefined ? 1 : Number(values.strength));
   const files = fs.readdirSync(inDir).filter((f) => f.endsWith('.png')).sort().map((f) => path.join(inDir, f));
   if (files.length === 0) throw new Error(`${inDir}: no .png frames`);
-  const sharp = await deblurFrames(await loadDeblurrer(model), files);
+  const deblurrer = await loadDeblurrer(model);
+  deblurrer.strength = strength;
+  const sharp = await deblurFrames(deblurrer, files);
   fs.mkdirSync(outDir, { recursive: true });
   sharp.forEach((s, i) => {
     const png = new PNG({ width: s.width, height: s.height });

@@ -1,6 +1,7 @@
 // npm test: serve the page on 127.0.0.1, drive it in headless Chromium, and check that the golden sequence run
-// by onnxruntime-web in the page equals the Python runtime's output (1e-4), and that the camera mode deblurs
-// Chromium's fake camera as one stream whose state goes from frame to frame. Any error in the page fails the test.
+// by onnxruntime-web in the page equals the Python runtime's output (1e-4) at full and partial strength, that the
+// camera mode deblurs Chromium's fake camera as one stream whose state goes from frame to frame, and that strength
+// 0 gives the camera's frames back. Any error in the page fails the test.
 // node test.mjs --screenshot FILE additionally deblurs three frames of the sample clip and saves the page.
 import assert from 'node:assert/strict';
 import puppeteer from 'puppeteer-core';
@@ -40,6 +41,12 @@ try {
   assert.ok(camera.changed > 1e-2, 'the output differs from the input');
   assert.ok(camera.replayed <= 1e-6, 'a replay of the same frames gives the same output');
   assert.ok(camera.fresh > 1e-4, 'the state carries over from frame to frame');
+  await page.goto(`${base}?camera&check&frames=3&model=../golden/tiny.onnx&strength=0`);
+  await page.waitForFunction(() => window.cameraCheck !== undefined, { timeout: 120_000 });
+  const still = await page.evaluate(() => window.cameraCheck);
+  assert.equal(still.error, undefined, still.error);
+  console.log(`strength 0: output vs input ${still.changed.toExponential(2)}`);
+  assert.ok(still.changed === 0, 'strength 0 gives the input back');
   await page.goto(`${base}?camera&check&frames=3&model=fast`);
   await page.waitForFunction(() => window.cameraCheck !== undefined, { timeout: 120_000 });
   const fast = await page.evaluate(() => window.cameraCheck);
