@@ -2,12 +2,11 @@
 clips only, and write the guarded checkpoint that `python -m export` exports.
 
 The network runs once over clips rendered from the gathered *training* photographs with the evaluation
-categories (still, mild, moderate, strong); for every frame it keeps the blur measure of its input at each
-re-blur length tried and the 8-bit output's error at a grid of correction factors. Every ramp (low, high) is
-then scored from those tables with the project's own figures (`strcnn_sdk.metrics.summarize`), and the one with
-the highest gain whose do-no-harm rule holds with a margin wins, per re-blur length. With ``--photos``, the
-validation set is tabled the same way and every arm's figures on it are printed beside the training ones:
-they report, they never fit.
+categories (still, mild, moderate, strong); for every frame it keeps the motion measure of its input and the
+8-bit output's error at a grid of correction factors. Every ramp (low, high) is then scored from that table with
+the project's own figures (`strcnn_sdk.metrics.summarize`), and the one with the highest gain whose do-no-harm
+rule holds with a margin wins. The validation set is tabled the same way and the figures on it, with and without
+the guard, are printed beside the training ones: they report, they never fit.
 
     python -m export.fit_guard runs/main/last.pt --photos data/photos --out guarded.pt
 """
@@ -18,6 +17,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -25,41 +25,55 @@ import torch
 from strcnn_sdk.metrics import CLIP_LOSS_DB, SHARP_PSNR_DB, describe, summarize
 
 from .data import VALIDATION_KINDS, Sources, eval_clips, validation_clips
-from .guard import GuardConfig, blur_measure
+from .guard import GuardConfig, motion_measure
 from .onnx import load_checkpoint, save_checkpoint
 from .train import autocast
 
 SEED = 20261205  # the fitting clips' seed: neither the test set's nor the validation set's
 FACTORS = np.linspace(0.0, 1.0, 21)  # the correction factors each frame's error is tabled at
-TAPS = (3, 5, 9)  # the re-blur lengths tried, in half-resolution pixels
+RAMP_MAX = 3.0  # the ramp's ends are searched from 0 to this motion measure
 MARGIN_DB = 0.05  # fitting demands this much room on the do-no-harm lines of the training clips (`_safe`)
 
 
-def frame_table(model, clips, device: torch.device, precision: str, taps=TAPS) -> dict[str, np.ndarray]:
-    """For each frame of each clip (name, blurry, sharp): its clip's index, the input's blur measure per re-blur
-    length [frames, len(taps)], and the squared error of the 8-bit output at each of `FACTORS`; plus each clip's
-    blurry PSNR (mean over frames), as `clip_row` has it."""
-    clip_index, measures, errors, blurry_db = [], [], [], []
+def frame_table(model, clips: Iterable, device: torch.device, precision: str) -> dict[str, np.ndarray]:
+    """For each frame of each clip (name, blurry, sharp): its clip's index, the motion measure of its input, and
+    the squared error of the 8-bit output at each of `FACTORS`; plus each clip's blurry PSNR (mean over frames), as
+    `clip_row` has it, and name."""
+    clip_index, measures, errors, blurry_db, names = [], [], [], [], []
+    m = model.m
     model.eval()
     with torch.no_grad():
-        for i, (_, blurry, sharp) in enumerate(clips):
+        for i, (name, blurry, sharp) in enumerate(clips):
+            names.append(name)
             x = torch.from_numpy(blurry).permute(0, 3, 1, 2).float().div(255).to(device)
+            padded = torch.cat([x[:1]] * m + [x] + [x[-1:]] * m)
             with autocast(device, precision):
-                out, _ = model.run(torch.cat([x[:1]] * model.m + [x] + [x[-1:]] * model.m)[None])
+                out, _ = model.run(padded[None])
             correction = out[0].float() - x
             target = torch.from_numpy(sharp).permute(0, 3, 1, 2).float().to(device)
             for g in FACTORS:
                 y = ((x + float(g) * correction).clamp(0, 1) * 255).round()
                 errors.append(((y - target) ** 2).mean((1, 2, 3), dtype=torch.float64).cpu().numpy())
-            measures.append(torch.stack([blur_measure(x, t) for t in taps], 1).cpu().numpy())
+            t = len(x)
+            measures.append(motion_measure(padded[m - 1:m - 1 + t], x, padded[m + 1:m + 1 + t]).cpu().numpy())
             mse = ((x * 255 - target) ** 2).mean((1, 2, 3), dtype=torch.float64).cpu().numpy()
             blurry_db.append(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
-            clip_index.append(np.full(len(blurry), i))
+            clip_index.append(np.full(t, i))
     model.train()
-    per_factor = np.stack(errors).reshape(len(clips), len(FACTORS), -1).transpose(0, 2, 1).reshape(-1, len(FACTORS))
+    per_factor = np.stack(errors).reshape(len(names), len(FACTORS), -1).transpose(0, 2, 1).reshape(-1, len(FACTORS))
     return {"clip": np.concatenate(clip_index), "measure": np.concatenate(measures), "mse": per_factor,
-            "blurry_db": np.array(blurry_db), "names": np.array([name for name, _, _ in clips]),
-            "taps": np.array(taps)}
+            "blurry_db": np.array(blurry_db), "names": np.array(names)}
+
+
+def training_clips(photos: Path, clips: int) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """`clips` evaluation clips (name, blurry, sharp) from each training photograph, their kinds taken in turn from
+    the validation set's, rendered one photograph at a time so that only one is held in memory."""
+    sources = Sources.folder(photos, "train")
+    for j in range(len(sources)):
+        one = Sources([sources.names[j]], [sources.paths[j]])
+        kinds = VALIDATION_KINDS[j % len(VALIDATION_KINDS):] + VALIDATION_KINDS[:j % len(VALIDATION_KINDS)]
+        yield from eval_clips(one, SEED + j, clips, kinds)
+        Sources.image.cache_clear()
 
 
 def guarded_summary(table: dict[str, np.ndarray], config: GuardConfig | None) -> dict:
@@ -67,8 +81,7 @@ def guarded_summary(table: dict[str, np.ndarray], config: GuardConfig | None) ->
     if config is None:
         factor = np.ones(len(table["clip"]))
     else:
-        measure = table["measure"][:, list(table["taps"]).index(config.taps)]
-        factor = np.clip((measure - config.low) / (config.high - config.low), 0.0, 1.0)
+        factor = np.clip((table["measure"] - config.low) / (config.high - config.low), 0.0, 1.0)
     position = factor * (len(FACTORS) - 1)
     below = np.minimum(position.astype(int), len(FACTORS) - 2)
     share = position - below
@@ -89,14 +102,13 @@ def _safe(summary: dict, margin: float) -> bool:
     return summary["no_harm"] and worst >= -CLIP_LOSS_DB + margin and sharp >= SHARP_PSNR_DB + margin
 
 
-def fit(table: dict[str, np.ndarray], taps: int, margin: float = MARGIN_DB, step: float = 0.01
-        ) -> tuple[GuardConfig, dict] | None:
+def fit(table: dict[str, np.ndarray], margin: float = MARGIN_DB, step: float = 0.02) -> tuple[GuardConfig, dict] | None:
     """The ramp with the highest gain on `table` whose do-no-harm holds with `margin`, or None where none does."""
     best = None
-    grid = np.round(np.arange(0.0, 1.0 + step / 2, step), 6)
+    grid = np.round(np.arange(0.0, RAMP_MAX + step / 2, step), 6)
     for low in grid[:-1]:
         for high in grid[grid > low]:
-            config = GuardConfig(float(low), float(high), taps)
+            config = GuardConfig(float(low), float(high))
             summary = guarded_summary(table, config)
             if _safe(summary, margin) and (best is None or summary["gain"] > best[1]["gain"] + 1e-9):
                 best = config, summary
@@ -132,34 +144,24 @@ def main(argv: list[str] | None = None) -> None:
             np.savez(path, **table)
         return table
 
-    kinds = VALIDATION_KINDS
-    train = tabled(eval_clips(Sources.folder(args.photos, "train"), SEED, args.clips, kinds), args.table)
+    # rendered in full before the network runs: interleaving the two fragments the heap into many gigabytes
+    train = tabled(list(training_clips(args.photos, args.clips)), args.table)
     validation = tabled(validation_clips(args.photos), args.table and args.table.with_suffix(".validation.npz"))
     print(f"{args.checkpoint}: {len(train['names'])} training clips, {len(validation['names'])} validation clips, "
           f"{args.precision}")
     print(f"  no guard: training {describe(guarded_summary(train, None))}")
     print(f"            validation {describe(guarded_summary(validation, None))}")
-    fitted = {}
-    for taps in TAPS:
-        found = fit(train, taps)
-        if found is None:
-            print(f"  taps {taps}: no ramp holds do-no-harm on the training clips")
-            continue
-        config, summary = found
-        fitted[taps] = config, guarded_summary(validation, config)
-        print(f"  taps {taps}: low {config.low:.2f} high {config.high:.2f}: training {describe(summary)}")
-        print(f"            validation {describe(fitted[taps][1])}")
-    if not fitted:
-        raise SystemExit("no guard keeps do-no-harm on the training clips")
-    # the arm is chosen on validation, as checkpoints are; its parameters came from training clips alone
-    taps = max(fitted, key=lambda t: (fitted[t][1]["no_harm"], fitted[t][1]["gain"]))
-    config = fitted[taps][0]
-    print(f"chosen: {json.dumps(config.describe())}")
+    found = fit(train)
+    if found is None:
+        raise SystemExit("no ramp keeps do-no-harm on the training clips")
+    config, summary = found
+    print(f"  guard low {config.low:.2f} high {config.high:.2f}: training {describe(summary)}")
+    print(f"            validation {describe(guarded_summary(validation, config))}")
     if args.out:
         guarded = type(model)(**model.config(), guard=dataclasses.asdict(config))
         guarded.load_state_dict(model.state_dict())
         save_checkpoint(guarded, args.out)
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}: {json.dumps(config.describe())}")
 
 
 if __name__ == "__main__":

@@ -67,8 +67,8 @@ class STRCNN(nn.Module):
         m: temporal radius; each step sees 2m+1 frames, the centre one being restored.
         width: channels of the residual trunk (64 in the paper); F has width/2 channels, h has width.
         residual: add the centre blurry frame to the decoded output (the paper leaves this open).
-        guard: `GuardConfig` fields (``low``, ``high``, ``taps``) to scale the correction down where the input is
-            already sharp (`export.guard`); None (the default, and always in training) leaves it as it is.
+        guard: `GuardConfig` fields (``low``, ``high``) to scale the correction down where the input shows no
+            motion to be blurred by (`export.guard`); None (the default, and always in training) leaves it.
     """
 
     def __init__(self, variant: str = "dtb", m: int = 1, width: int = 64, residual: bool = True,
@@ -78,6 +78,8 @@ class STRCNN(nn.Module):
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if m < 0 or width < 2 or width % 2:
             raise ValueError(f"need m >= 0 and an even width >= 2, got m={m}, width={width}")
+        if guard is not None and m < 1:
+            raise ValueError("a guard needs m >= 1: it measures the motion between the frames around the centre one")
         self.variant, self.m, self.width, self.residual = variant, m, width, residual
         self.f_channels, self.h_channels = width // 2, width
         self.in_conv = nn.Conv2d(3 * (2 * m + 1), width, 5, padding=2)
@@ -117,7 +119,7 @@ class STRCNN(nn.Module):
         sharp = self.out_conv(F.relu(self.up(y)))
         centre = frames[:, 3 * self.m:3 * self.m + 3]
         if self.guard is not None:  # the residual output is the correction itself: one full-resolution pass less
-            sharp = self.guard(centre, sharp if self.residual else sharp - centre)
+            sharp = self.guard(frames, sharp if self.residual else sharp - centre)
         elif self.residual:
             sharp = sharp + centre
         if not recurrent:

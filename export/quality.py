@@ -1,11 +1,12 @@
 """``python -m export.quality MODEL.onnx``: measure a model's quality as `strcnn eval` does and write it into its
 sidecar's ``quality`` field, where `strcnn info` and the runtime's do-no-harm warning read it.
 
-It scores the frozen test set (`export.data.test_clips`) and, with ``--gopro DIR``, real blurry/sharp pairs (the
-GoPro pairs of Nah et al.: reported, never used to choose), on the CPU in the model's own precision. A variant
+It scores the frozen test set (`export.data.test_clips`), with ``--photos DIR`` the validation set, and with
+``--gopro DIR`` real blurry/sharp pairs (the GoPro pairs of Nah et al.: reported, never used to choose), on the CPU
+in the model's own precision. A variant
 (int8, fp16) also gets ``quality_vs_fp32``: its test gain against that of the fp32 model beside it.
 
-    python -m export.quality weights/strcnn_dtb.onnx --gopro GOPRO_PAIRS/
+    python -m export.quality weights/strcnn_dtb.onnx --photos data/photos --gopro GOPRO_PAIRS/
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from strcnn_sdk.evaluation import evaluate_clips, evaluate_folder
 from strcnn_sdk.metrics import describe_quality, quality_fields, summarize
 from strcnn_sdk.model import QualityWarning
 
-from .data import test_clips
+from .data import test_clips, validation_clips
 from .onnx import write_sidecar
 
 
-def measure(path: Path, gopro: Path | None = None) -> dict:
-    """The sidecar ``quality`` of the model at `path`: test-set figures and verdict, GoPro gain where given."""
+def measure(path: Path, gopro: Path | None = None, photos: Path | None = None) -> dict:
+    """The sidecar ``quality`` of the model at `path`: test-set figures and verdict, the validation set's where the
+    gathered `photos` are given (what the shipping rule and the choice of the default model judge by), GoPro gain
+    where given."""
     with warnings.catch_warnings():  # the figures being measured replace the ones that warn (when it runs)
         warnings.simplefilter("ignore", UntrainedModelWarning)
         warnings.simplefilter("ignore", QualityWarning)
@@ -33,6 +36,10 @@ def measure(path: Path, gopro: Path | None = None) -> dict:
         precision = deblurrer.model.meta.get("precision", "fp32")
         quality = {"measured": f"strcnn eval --precision {precision}, CPU: the test set of export/data.py (frozen)",
                    "test": quality_fields(summarize(evaluate_clips(test_clips(), deblurrer, ssim=False)))}
+        if photos is not None:
+            quality["measured"] += ", the validation set (export.data.validation_clips)"
+            quality["validation"] = quality_fields(summarize(evaluate_clips(validation_clips(photos), deblurrer,
+                                                                            ssim=False)))
         if gopro is not None:
             rows = evaluate_folder(gopro, deblurrer, ssim=False)
             quality["measured"] += ", and real pairs (GoPro, Nah et al., CVPR 2017)"
@@ -62,9 +69,11 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", type=Path, nargs="+", help=".onnx files with sidecars (fp32 first)")
     parser.add_argument("--gopro", type=Path, help="a folder of NAME_blur1.png / NAME_sharp1.png pairs")
+    parser.add_argument("--photos", type=Path, help="the gathered photographs (export.photos): also score the "
+                                                   "validation set")
     args = parser.parse_args(argv)
     for path in args.models:
-        side = write_quality(path, measure(path, args.gopro))
+        side = write_quality(path, measure(path, args.gopro, args.photos))
         vs = side.get("quality_vs_fp32")
         against = f"; {vs['loss_db']:.3f} dB less gain than fp32" if vs else ""
         print(f"{path}: {describe_quality(side['quality'])}{against}")

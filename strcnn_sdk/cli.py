@@ -22,8 +22,8 @@ import typer
 from . import __version__
 from .deblurrer import Deblurrer
 from .model import (_PROVIDER_NAMES, Model, QualityWarning, UntrainedModelWarning, cuda_usable, default_model,
-                    nvidia_driver_present, planned_model, shipped_model_path, shipped_models, shipped_name,
-                    show_onnxruntime_log)
+                    nvidia_driver_present, planned_model, shipped_default, shipped_model_path, shipped_models,
+                    shipped_name, show_onnxruntime_log)
 from .jobs import STATUSES
 from .metrics import describe_quality
 from .settings import Settings
@@ -208,9 +208,10 @@ def _realtime_model(provider: str, quiet: bool) -> str:
         model = default_model(provider, realtime=True)
     except (ValueError, TypeError) as e:
         raise fail(str(e)) from None
-    if model != "full" and not quiet:
-        typer.echo(f"strcnn: running the {model} model: --realtime on the CPU, where the full model keeps up with a "
-                   "fraction of a camera's frames (--model full runs it anyway)", err=True)
+    default = shipped_default()
+    if model != default and not quiet:
+        typer.echo(f"strcnn: running the {model} model: --realtime on the CPU, where the {default} model keeps up "
+                   f"with a fraction of a camera's frames (--model {default} runs it anyway)", err=True)
     return model
 
 

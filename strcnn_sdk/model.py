@@ -53,15 +53,30 @@ def _weights() -> Path:
 
 
 @functools.cache
+def _manifest() -> dict[str, Any]:
+    """``models.json`` in the package's folder of weights, which the JavaScript runtimes read too."""
+    return json.loads((_weights() / "models.json").read_text())
+
+
 def shipped_models() -> dict[str, dict[str, str]]:
-    """The shipped models by name ("full", the default, and "fast", a narrower network for real time on CPUs),
-    each with its fp32 ``file`` (the other precisions beside it as NAME.PRECISION.onnx) and its model ``card``,
-    in the package's folder of weights; from ``models.json`` there, which the JavaScript runtimes read too."""
-    return dict(json.loads((_weights() / "models.json").read_text())["models"])
+    """The shipped models by name ("full", width 64, and "fast", a narrower network for real time on CPUs), each
+    with its fp32 ``file`` (the other precisions beside it as NAME.PRECISION.onnx) and its model ``card``, in the
+    package's folder of weights (`models.json`)."""
+    return dict(_manifest()["models"])
 
 
-def shipped_model_path(precision: str = "fp32", provider: str = "CPUExecutionProvider", name: str = "full") -> Path:
-    """Path of a shipped model (`name`: "full" or "fast") in a precision ("auto": the best one for `provider`)."""
+def shipped_default(realtime: bool = False) -> str:
+    """The shipped model that runs when none is named, as `models.json` says: its ``default`` (the one that
+    gains most on the validation set while keeping the do-no-harm rule), or with `realtime` its ``realtime``
+    model (the one that keeps up with a camera on a CPU)."""
+    return _manifest()["realtime" if realtime else "default"]
+
+
+def shipped_model_path(precision: str = "fp32", provider: str = "CPUExecutionProvider", name: str | None = None
+                       ) -> Path:
+    """Path of a shipped model (`name`: "full" or "fast"; None: the default) in a precision ("auto": the best one
+    for `provider`)."""
+    name = shipped_default() if name is None else name
     if name not in shipped_models():
         raise ValueError(f"no shipped model is named {name!r}; the shipped ones are {', '.join(shipped_models())} "
                          "(or give the path of an .onnx)")
@@ -73,10 +88,10 @@ def shipped_model_path(precision: str = "fp32", provider: str = "CPUExecutionPro
 
 
 def shipped_name(model: str | os.PathLike | None) -> str | None:
-    """The shipped model that `model` names: "full" for None, the name itself for a shipped model's name (a
-    str; a file of that name is given as a Path or as ./NAME), None for a path."""
+    """The shipped model that `model` names: the default (`shipped_default`) for None, the name itself for a
+    shipped model's name (a str; a file of that name is given as a Path or as ./NAME), None for a path."""
     if model is None:
-        return "full"
+        return shipped_default()
     return model if isinstance(model, str) and model in shipped_models() else None
 
 
@@ -180,9 +195,10 @@ def planned_model(path: str | os.PathLike | None = None, providers: str | Provid
 
 
 def default_model(providers: str | Provider | Sequence[Provider] = "auto", realtime: bool = False) -> str:
-    """The shipped model a run takes when none is named: "full", but "fast" when the run keeps up with a live
-    input (``realtime``) on the CPU, where the full model runs at a fraction of a camera's rate."""
-    return "fast" if realtime and _first_provider(providers) == "CPUExecutionProvider" else "full"
+    """The shipped model a run takes when none is named: the default (`shipped_default`), but the real-time one
+    when the run keeps up with a live input (``realtime``) on the CPU, where a wider model runs at a fraction of a
+    camera's rate."""
+    return shipped_default(realtime and _first_provider(providers) == "CPUExecutionProvider")
 
 
 def _first_provider(providers: str | Provider | Sequence[Provider]) -> str:
@@ -221,9 +237,9 @@ class Model:
     Close it (or use it in a ``with`` block) to free the session's memory at once.
 
     Args:
-        path: a shipped model's name, "full" (the default) or "fast" (a narrower network, about three times as
+        path: a shipped model's name, "full" (width 64) or "fast" (a narrower network, about three times as
             fast on CPUs: `shipped_models`), or an .onnx of the strcnn-onnx contract with its .json sidecar
-            beside it. None is "full".
+            beside it. None is the default of `models.json` (`shipped_default`).
         providers: "auto" (CUDA where a usable GPU is present, else CPU), "cuda", "cpu", or ONNX Runtime
             providers in order of preference, as names or (name, options) pairs,
             e.g. ``[("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]``.
