@@ -45,7 +45,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="a camera index (0), a video file or a URL")
     parser.add_argument("--model", help="a shipped model, full or fast, or an .onnx with its .json sidecar (default: "
-                                        "fast for a camera on a CPU, where speed matters most, else full)")
+                                        "the real-time model of weights/models.json for a camera on a CPU, else "
+                                        "its default)")
     parser.add_argument("--out", default="live.mp4", help="the video written where no window can open")
     parser.add_argument("--frames", type=int, help="stop after this many frames")
     args = parser.parse_args()

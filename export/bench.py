@@ -119,14 +119,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or shipped_model_path("fp32").with_suffix(".pt")
+    width = load_checkpoint(checkpoint).width  # the state's channels; the SDK's rows run the default shipped model
     gpu = f"; gpu: {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
     print(f"cpu: {cpu_flags()}{gpu}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
           f"weights {checkpoint.name}")
     rng = np.random.default_rng(0)
     for size in args.sizes.split(","):
-        width, height = (int(v) for v in size.split("x"))
-        frames = rng.random((1, 9, height, width), dtype=np.float32)
-        state = [np.zeros((1, c, height // 2, width // 2), np.float32) for c in (32, 64)]
+        size_w, height = (int(v) for v in size.split("x"))
+        frames = rng.random((1, 9, height, size_w), dtype=np.float32)
+        state = [np.zeros((1, c, height // 2, size_w // 2), np.float32) for c in (width // 2, width)]
         if args.device == "cuda":
             rows = cuda_rows(checkpoint, frames, state, args.runs)
         else:
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
                     **openvino_rows(shipped_model_path("fp32"), frames, state, args.runs),
                     **sdk_rows(frames, args.threads, args.runs)}
         fastest_peer = min(v for k, v in rows.items() if not k.startswith("strcnn-sdk"))
-        print(f"\n{width}x{height}, seconds per frame (median of {args.runs}):")
+        print(f"\n{size_w}x{height}, seconds per frame (median of {args.runs}):")
         for label, seconds in rows.items():
             print(f"  {label:<48} {seconds:7.3f} s  {1 / seconds:6.2f} fps  "
                   f"{fastest_peer / seconds:5.2f}x the fastest peer")

@@ -14,6 +14,7 @@ the guard, are printed beside the training ones: they report, they never fit.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import json
 from pathlib import Path
@@ -115,6 +116,15 @@ def fit(table: dict[str, np.ndarray], margin: float = MARGIN_DB, step: float = 0
     return best
 
 
+def _return_large_buffers() -> None:
+    """Have glibc map every buffer of a megabyte or more on its own, so that freeing it returns it: rendering and
+    the network's activations interleaved otherwise fragment the heap, which grew past 16 GB for width 64."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: its allocator is its own
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m export.fit_guard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
                         "and reuse")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    _return_large_buffers()
     device = torch.device("cpu")
     model = load_checkpoint(args.checkpoint)
     if model.guard is not None:
@@ -144,7 +155,6 @@ def main(argv: list[str] | None = None) -> None:
             np.savez(path, **table)
         return table
 
-    # rendered in full before the network runs: interleaving the two fragments the heap into many gigabytes
     train = tabled(list(training_clips(args.photos, args.clips)), args.table)
     validation = tabled(validation_clips(args.photos), args.table and args.table.with_suffix(".validation.npz"))
     print(f"{args.checkpoint}: {len(train['names'])} training clips, {len(validation['names'])} validation clips, "

@@ -50,6 +50,7 @@ from .data import (TRAIN_SETTINGS, Scene, Sources, clips_sha256, gopro_batches, 
                    rendering_mismatches, test_clips, validation_clips)
 from .health import Firing, census
 from .model import STRCNN, VARIANTS
+from .guard import Guard, GuardConfig
 from .onnx import load_checkpoint, save_torch
 
 PRESETS = {
@@ -434,6 +435,11 @@ def main(argv: list[str] | None = None) -> None:
     # the bar of the shipping rule: the shipped model on the same validation clips, in fp32 as every evaluation
     bar = shipped_bar(args.shipped, validation, device, args.out / "shipped-bar.json")
     log(f"shipped model ({os.path.relpath(args.shipped)}) validation {describe(bar)}")
+    # a shipped model with a guard is judged with it: checkpoints are evaluated under the same guard, so that the
+    # rule compares networks as they would ship (each shipped model's own ramp is fitted by export.fit_guard)
+    shipped_guard = load_checkpoint(args.shipped).config().get("guard")
+    under = f" under the shipped guard (low {shipped_guard['low']}, high {shipped_guard['high']})" \
+        if shipped_guard else ""
 
     def report() -> None:
         """Evaluate and log; its time is left out of the run's hours, which count training alone, so that runs
@@ -441,13 +447,17 @@ def main(argv: list[str] | None = None) -> None:
         nonlocal best, started
         hours = f"{elapsed / 3600:.3f} h"
         began = time.perf_counter()
-        with Firing(evaluated) as firing:  # silent channels: those that never fire on the validation clips
-            figures = {"validation": evaluate(evaluated, validation, device, "fp32")}
-        if test:
-            figures["test"] = evaluate(evaluated, test, device, "fp32")
+        evaluated.guard = Guard(GuardConfig(**shipped_guard)) if shipped_guard else None
+        try:
+            with Firing(evaluated) as firing:  # silent channels: those that never fire on the validation clips
+                figures = {"validation": evaluate(evaluated, validation, device, "fp32")}
+            if test:
+                figures["test"] = evaluate(evaluated, test, device, "fp32")
+        finally:
+            evaluated.guard = None
         health = census(evaluated, firing).describe()
         for name, summary in figures.items():
-            log(f"step {step} {hours} {name} {describe(summary)}; {health}")
+            log(f"step {step} {hours} {name} {describe(summary)}{under}; {health}")
         shipping, why = ships(figures["validation"], bar)
         log(f"step {step} {hours} shipping rule: {why} (evaluation {time.perf_counter() - began:.0f} s)")
         if shipping and figures["validation"]["gain"] > best:

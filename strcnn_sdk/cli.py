@@ -34,9 +34,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Online video deblurring (STRCNN+DTB) over ONNX Runtime.")
 
 ModelOption = Annotated[Optional[str], typer.Option("--model", "-m", metavar="NAME|FILE",
-                                                    help="a shipped model: full (the default) or fast (a narrower "
-                                                         "network, about 3x as fast on a CPU); or an .onnx with its "
-                                                         ".json sidecar")]
+                                                    help="a shipped model, fast (width 32) or full (width 64), "
+                                                         "or an .onnx with its .json sidecar (default: the one "
+                                                         "weights/models.json names, `strcnn info` says which)")]
 ProviderOption = Annotated[str, typer.Option(metavar="NAME", help="auto (CUDA where usable, else CPU), cuda or cpu")]
 ThreadsOption = Annotated[Optional[int], typer.Option(metavar="N", help="ONNX Runtime threads (default: one per core)")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="also show ONNX Runtime's own log (e.g. why "
@@ -459,8 +459,10 @@ def _shipped_models(provider: str, threads: int | None, precision: str, opened: 
         test = (loaded.meta.get("quality") or {}).get("test")
         quality = "quality not measured" if not test else (
             f"test set {test['gain_db']:+.3f} dB, do-no-harm {'holds' if test['no_harm'] else 'FAILS'}")
-        typer.echo(f"  {name}: {loaded.path.name}, width {loaded.meta['width']}, {fps:.2f} fps; {quality}; "
-                   f"{entry['card']}")
+        roles = ", ".join(role for role, realtime in (("the default", False), ("--realtime on the CPU", True))
+                          if shipped_default(realtime) == name)
+        typer.echo(f"  {name}{f' ({roles})' if roles else ''}: {loaded.path.name}, width {loaded.meta['width']}, "
+                   f"{fps:.2f} fps; {quality}; {entry['card']}")
         loaded.close()
     opened.close()
 

@@ -150,8 +150,8 @@ def test_command_line_from_checkpoint_marks_trained(tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["full", "fast"])
 def test_shipped_models_follow_the_contract(name):
-    """Each shipped model's files agree: the sidecar names the file and the checkpoint it came from; the fast
-    model is the narrower network."""
+    """Each shipped model's files agree: the sidecar names the file and the checkpoint it came from, guard
+    included; the fast model is the narrower network."""
     from strcnn_sdk.model import shipped_model_path, shipped_models
 
     path = shipped_model_path(name=name)
@@ -159,7 +159,10 @@ def test_shipped_models_follow_the_contract(name):
     assert path.name == shipped_models()[name]["file"] and path.with_name(shipped_models()[name]["card"]).is_file()
     assert side["format"] == "strcnn-onnx/1" and side["opset"] == 17 and side["name"] == path.stem
     model = load_checkpoint(path.with_suffix(".pt"))
-    assert model.config() == {k: side[k] for k in ("variant", "m", "width", "residual")}
+    config = {k: side[k] for k in ("variant", "m", "width", "residual")}
+    if side.get("guard"):
+        config["guard"] = {k: side["guard"][k] for k in ("low", "high")}
+    assert model.config() == config
     assert side["width"] == {"full": 64, "fast": 32}[name]
 
 
