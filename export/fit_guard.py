@@ -26,7 +26,7 @@ import torch
 from strcnn_sdk.metrics import CLIP_LOSS_DB, SHARP_PSNR_DB, describe, summarize
 
 from .data import VALIDATION_KINDS, Sources, eval_clips, validation_clips
-from .guard import GuardConfig, motion_measure
+from .guard import GuardConfig, luma_kernel, motion_measure
 from .onnx import load_checkpoint, save_checkpoint
 from .train import autocast
 
@@ -42,6 +42,7 @@ def frame_table(model, clips: Iterable, device: torch.device, precision: str) ->
     `clip_row` has it, and name."""
     clip_index, measures, errors, blurry_db, names = [], [], [], [], []
     m = model.m
+    kernel = luma_kernel(m).to(device)
     model.eval()
     with torch.no_grad():
         for i, (name, blurry, sharp) in enumerate(clips):
@@ -56,7 +57,8 @@ def frame_table(model, clips: Iterable, device: torch.device, precision: str) ->
                 y = ((x + float(g) * correction).clamp(0, 1) * 255).round()
                 errors.append(((y - target) ** 2).mean((1, 2, 3), dtype=torch.float64).cpu().numpy())
             t = len(x)
-            measures.append(motion_measure(padded[m - 1:m - 1 + t], x, padded[m + 1:m + 1 + t]).cpu().numpy())
+            windows = torch.cat([padded[k:k + t] for k in range(2 * m + 1)], 1)  # [t, 3(2m+1), H, W]
+            measures.append(motion_measure(windows, kernel).cpu().numpy())
             mse = ((x * 255 - target) ** 2).mean((1, 2, 3), dtype=torch.float64).cpu().numpy()
             blurry_db.append(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
             clip_index.append(np.full(t, i))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -47,39 +48,45 @@ class GuardConfig:
                 **asdict(self), "factor": "clamp((motion - low) / (high - low), 0, 1) scales sharp - centre"}
 
 
-def _grey(rgb: Tensor) -> Tensor:
-    """Luma [N, 1, H/2, W/2] of RGB frames [N, 3, H, W] (H, W even), as 2x2 means: a quarter of the pixels."""
-    return F.avg_pool2d(sum(w * rgb[:, c:c + 1] for c, w in enumerate(LUMA)), 2)
+def luma_kernel(m: int) -> Tensor:
+    """The weight [3, 3(2m+1), 2, 2] of one convolution of stride 2 that takes a window of 2m+1 RGB frames to
+    the luma of frames m-1, m and m+1 at half resolution (2x2 means): one pass over the window, no copies."""
+    kernel = torch.zeros(3, 3 * (2 * m + 1), 2, 2)
+    for k in range(3):
+        for c, weight in enumerate(LUMA):
+            kernel[k, 3 * (m - 1 + k) + c] = weight / 4
+    return kernel
 
 
-def motion_measure(previous: Tensor, centre: Tensor, following: Tensor) -> Tensor:
-    """The motion measure (module docstring) of each frame [N] of `centre` [N, 3, H, W] in [0, 1] between
-    `previous` and `following`, shaped like it."""
-    grey = _grey(centre)
-    change = (_grey(following) - _grey(previous)).abs().sum((1, 2, 3)) / 2
-    detail = ((grey[:, :, :, 1:] - grey[:, :, :, :-1]).abs().sum((1, 2, 3))
-              + (grey[:, :, 1:] - grey[:, :, :-1]).abs().sum((1, 2, 3)))
+def motion_measure(frames: Tensor, kernel: Tensor) -> Tensor:
+    """The motion measure (module docstring) [N] of the centre frame of each window `frames` [N, 3(2m+1), H, W]
+    in [0, 1] (H, W even), between the frames next to it; `kernel` is `luma_kernel(m)`."""
+    previous, centre, following = F.conv2d(frames, kernel, stride=2).split(1, 1)
+    change = (following - previous).abs().sum((1, 2, 3)) / 2
+    detail = ((centre[:, :, :, 1:] - centre[:, :, :, :-1]).abs().sum((1, 2, 3))
+              + (centre[:, :, 1:] - centre[:, :, :-1]).abs().sum((1, 2, 3)))
     return change / (detail + EPSILON)
 
 
 class Guard(nn.Module):
-    """Scales the correction per frame by the ramp of the motion measure (module docstring)."""
+    """Scales the correction per frame by the ramp of the motion measure (module docstring), for windows of 2m+1
+    frames, m >= 1."""
 
-    def __init__(self, config: GuardConfig) -> None:
+    def __init__(self, config: GuardConfig, m: int) -> None:
         super().__init__()
-        self.config = config
+        if m < 1:
+            raise ValueError("a guard needs m >= 1: it measures the motion between the frames around the centre one")
+        self.config, self.m = config, m
+        self.register_buffer("kernel", luma_kernel(m), persistent=False)  # not a weight: no checkpoint holds it
 
-    def factor(self, previous: Tensor, centre: Tensor, following: Tensor) -> Tensor:
-        """The correction's factor for each frame [N] of `centre` [N, 3, H, W]."""
+    def factor(self, frames: Tensor) -> Tensor:
+        """The correction's factor [N] for each window `frames` [N, 3(2m+1), H, W]."""
         c = self.config
-        motion = motion_measure(previous.float(), centre.float(), following.float())
+        motion = motion_measure(frames.float(), self.kernel.float())  # in float32 also in a half-precision model
         return ((motion - c.low) / (c.high - c.low)).clamp(0.0, 1.0)
 
     def forward(self, frames: Tensor, correction: Tensor) -> Tensor:
-        """The guarded output from the window `frames` [N, 3(2m+1), H, W], m >= 1, and the network's `correction`
-        (its output minus the centre frame): the centre frame plus the scaled correction. The measure reads the
-        frames next to the centre one."""
-        m = frames.shape[1] // 6
-        previous, centre, following = (frames[:, 3 * k:3 * k + 3] for k in (m - 1, m, m + 1))
-        factor = self.factor(previous, centre, following).to(correction.dtype)[:, None, None, None]
-        return centre + factor * correction
+        """The guarded output from the window `frames` [N, 3(2m+1), H, W] and the network's `correction` (its
+        output minus the centre frame): the centre frame plus the scaled correction."""
+        centre = frames[:, 3 * self.m:3 * self.m + 3]
+        return centre + self.factor(frames).to(correction.dtype)[:, None, None, None] * correction

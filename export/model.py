@@ -78,8 +78,6 @@ class STRCNN(nn.Module):
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if m < 0 or width < 2 or width % 2:
             raise ValueError(f"need m >= 0 and an even width >= 2, got m={m}, width={width}")
-        if guard is not None and m < 1:
-            raise ValueError("a guard needs m >= 1: it measures the motion between the frames around the centre one")
         self.variant, self.m, self.width, self.residual = variant, m, width, residual
         self.f_channels, self.h_channels = width // 2, width
         self.in_conv = nn.Conv2d(3 * (2 * m + 1), width, 5, padding=2)
@@ -90,7 +88,7 @@ class STRCNN(nn.Module):
         self.f_head = nn.Conv2d(width, self.f_channels, 3, padding=1)
         self.up = nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)
         self.out_conv = nn.Conv2d(width, 3, 3, padding=1)
-        self.guard = Guard(GuardConfig(**guard)) if guard is not None else None
+        self.guard = Guard(GuardConfig(**guard), m) if guard is not None else None
 
     def config(self) -> dict:
         """The constructor arguments, enough to rebuild this model around a state dict."""

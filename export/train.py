@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
         nonlocal best, started
         hours = f"{elapsed / 3600:.3f} h"
         began = time.perf_counter()
-        evaluated.guard = Guard(GuardConfig(**shipped_guard)) if shipped_guard else None
+        evaluated.guard = Guard(GuardConfig(**shipped_guard), evaluated.m).to(device) if shipped_guard else None
         try:
             with Firing(evaluated) as firing:  # silent channels: those that never fire on the validation clips
                 figures = {"validation": evaluate(evaluated, validation, device, "fp32")}

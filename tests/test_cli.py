@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from strcnn_sdk import UntrainedModelWarning
 from strcnn_sdk.cli import app
 from strcnn_sdk.metrics import describe_quality, psnr
-from strcnn_sdk.model import cuda_usable, shipped_model_path
+from strcnn_sdk.model import cuda_usable, shipped_default, shipped_model_path
 from strcnn_sdk.many import deblur_many
 from strcnn_sdk.pipeline import deblur_video
 from strcnn_sdk.video import MediaError
@@ -193,7 +193,8 @@ def test_info_and_eval(tmp_path):
     shipped = strcnn("info")
     assert shipped.exit_code == 0 and "strcnn_dtb" in shipped.output and "trained:" in shipped.output
     for name, card in (("full", "MODEL_CARD.md"), ("fast", "MODEL_CARD_fast.md")):  # the shipped models listed
-        [line] = [line for line in shipped.output.splitlines() if line.startswith(f"  {name}: ")]
+        [line] = [line for line in shipped.output.splitlines() if line.startswith(f"  {name}")]
+        assert ("(the default" in line) == (name == shipped_default()), line
         side = json.loads(shipped_model_path("auto", name=name).with_suffix(".json").read_text())
         assert f"{shipped_model_path('auto', name=name).name}, width {side['width']}" in line, line
         assert " fps; test set " in line and f"{side['quality']['test']['gain_db']:+.3f} dB" in line

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 import onnxruntime as ort  # noqa: E402
 
 from export.fit_guard import FACTORS, fit, guarded_summary  # noqa: E402
-from export.guard import GuardConfig, motion_measure  # noqa: E402
+from export.guard import GuardConfig, luma_kernel, motion_measure  # noqa: E402
 from export.model import STRCNN  # noqa: E402
 from export.onnx import export, load_checkpoint  # noqa: E402
 
@@ -29,11 +29,11 @@ def window(frame: torch.Tensor, shift: int) -> torch.Tensor:
 
 def test_the_motion_measure_is_zero_for_a_still_scene_and_grows_with_the_motion():
     frame = textured()
-    measures = [float(motion_measure(*window(frame, shift).split(3, 1))) for shift in (0, 1, 2, 4)]
+    measures = [float(motion_measure(window(frame, shift), luma_kernel(1))) for shift in (0, 1, 2, 4)]
     assert measures[0] == 0.0
     assert measures == sorted(measures) and measures[1] > 0.1, measures
-    flat = torch.full((1, 3, 8, 8), 0.5)
-    assert float(motion_measure(flat, flat, flat)) == 0.0  # no detail, no change: nothing to measure
+    flat = torch.full((1, 9, 8, 8), 0.5)
+    assert float(motion_measure(flat, luma_kernel(1))) == 0.0  # no detail, no change: nothing to measure
 
 
 def test_the_guard_leaves_still_input_alone_and_corrects_moving_input_fully():
@@ -44,7 +44,7 @@ def test_the_guard_leaves_still_input_alone_and_corrects_moving_input_fully():
     guarded = STRCNN("dtb", m=1, width=8, guard={"low": 0.05, "high": 0.1}).eval()
     guarded.load_state_dict(plain.state_dict())
     assert guarded.config()["guard"] == {"low": 0.05, "high": 0.1}
-    assert float(motion_measure(*moving.split(3, 1))) > 0.1
+    assert float(motion_measure(moving, luma_kernel(1))) > 0.1
     with torch.no_grad():
         for frames, factor in ((still, 0.0), (moving, 1.0)):
             centre, state = frames[:, 3:6], plain.init_state(1, *frames.shape[2:])
@@ -91,10 +91,11 @@ def test_int8_keeps_the_guard_in_float(tmp_path, photos):
     import onnx
 
     graph = onnx.load(tmp_path / "g.int8.onnx").graph
-    quantized = {n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     guard = [n for n in graph.node if "/guard/" in n.name]
-    assert guard and not any(i in quantized for n in guard for i in n.input)
-    assert any(n.op_type == "QuantizeLinear" for n in graph.node)  # the network itself is int8
+    assert guard and not any(i in dequantized for n in guard for i in n.input)
+    assert {n.op_type for n in graph.node if "frames" in n.input} == {"QuantizeLinear", "Conv", "Slice"}
+    assert any(n.op_type == "QLinearConv" or n.op_type == "QuantizeLinear" for n in graph.node)  # the network is int8
 
 
 def table(measures: list[float], best: list[float], names: list[str]) -> dict:

@@ -343,11 +343,11 @@ def test_realtime_passes_frames_through_untouched_when_the_model_falls_behind(tm
             assert len(seen[-1]) == 2 and untouched == 0  # every frame waits for the model
 
 
-def test_realtime_on_the_cpu_runs_the_fast_model_and_says_so_once(tmp_path):
-    """Asked to keep up with a live input on the CPU, with no model named, the CLI runs the fast model and says so
-    in one line, and deblur_video makes the same choice; a named model, -q, or a run that is not real time say
-    nothing, and the full model runs where no real time is asked for."""
-    from strcnn_sdk.model import shipped_model_path
+def test_realtime_on_the_cpu_runs_the_realtime_model_and_says_so_once_where_it_is_not_the_default(tmp_path):
+    """Asked to keep up with a live input on the CPU, with no model named, the CLI runs the real-time model of
+    models.json, and says so in one line where it is not the default; deblur_video makes the same choice; a named
+    model, -q, or a run that is not real time say nothing, and the default runs where no real time is asked for."""
+    from strcnn_sdk.model import shipped_default, shipped_model_path
     from strcnn_sdk.video import read_record
 
     def model_of(*args: str) -> tuple[str, list[str]]:
@@ -356,14 +356,18 @@ def test_realtime_on_the_cpu_runs_the_fast_model_and_says_so_once(tmp_path):
         assert run.returncode == 0, run.stderr.decode()
         return read_record(out)["model"], [line for line in run.stderr.decode().splitlines() if "running the" in line]
 
-    fast, full = (shipped_model_path("auto", name=name).name for name in ("fast", "full"))
+    realtime, default = (shipped_model_path("auto", name=shipped_default(r)).name for r in (True, False))
     model, said = model_of("--realtime")
-    assert model == fast and len(said) == 1 and "--model full" in said[0], said
-    assert model_of("--realtime", "-q") == (fast, [])
-    assert model_of("--realtime", "--model", "full") == (full, [])
-    assert model_of() == (full, [])
+    assert model == realtime
+    if realtime == default:
+        assert said == []
+    else:
+        assert len(said) == 1 and f"--model {shipped_default()}" in said[0], said
+    assert model_of("--realtime", "-q") == (realtime, [])
+    assert model_of("--realtime", "--model", "full") == (shipped_model_path("auto", name="full").name, [])
+    assert model_of() == (default, [])
     deblur_video(SOURCE, tmp_path / "python.mkv", frames=3, realtime=True, providers="cpu")
-    assert read_record(tmp_path / "python.mkv")["model"] == fast
+    assert read_record(tmp_path / "python.mkv")["model"] == realtime
 
 
 def test_the_opencv_example_writes_the_side_by_side_video_headless(tmp_path, tiny):
