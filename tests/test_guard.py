@@ -118,3 +118,23 @@ def test_the_fit_finds_the_ramp_that_keeps_still_clips_and_corrects_moving_ones(
     assert fit(table([0.2, 0.6], [0.0, 0.0], ["mild_a", "mild_b"]), step=0.05) is not None  # the guard may close
     # where the measure cannot tell harmed from helped clips, the guard holds the rule only by giving up gain
     assert fit(table([0.5, 0.5], [0.0, 1.0], ["mild_a", "strong_b"]), step=0.05)[1]["gain"] < 1.0
+
+
+def test_the_fit_command_writes_a_guarded_checkpoint_from_training_clips(tmp_path, photos, capsys):
+    """`python -m export.fit_guard` tables the training clips (kept for reuse) and the validation set, prints both
+    with and without the guard, and writes the checkpoint with the ramp it found; a guarded one is refused."""
+    from export.fit_guard import main
+    from export.onnx import save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(STRCNN("dtb", m=1, width=8), tmp_path / "net.pt")
+    main([str(tmp_path / "net.pt"), "--photos", str(photos), "--clips", "2", "--threads", "1",
+          "--table", str(tmp_path / "table.npz"), "--out", str(tmp_path / "guarded.pt")])
+    out = capsys.readouterr().out
+    assert "6 training clips, 6 validation clips" in out and "no guard: training gain" in out
+    assert "guard low" in out and "validation gain" in out
+    guard = load_checkpoint(tmp_path / "guarded.pt").config()["guard"]
+    assert 0 <= guard["low"] < guard["high"]
+    assert (tmp_path / "table.npz").is_file() and (tmp_path / "table.validation.npz").is_file()
+    with pytest.raises(SystemExit, match="already has a guard"):
+        main([str(tmp_path / "guarded.pt"), "--photos", str(photos)])
