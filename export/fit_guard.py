@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="clips per training photograph, their kinds taken in turn from the validation set's")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="the network's arithmetic")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--out", type=Path, help="write the checkpoint with the best re-blur length's guard here")
-    parser.add_argument("--table", type=Path, help="a .npz to keep the training clips' table in (the validation clips' beside it), "
-                        "and reuse")
+    parser.add_argument("--out", type=Path, help="write the checkpoint with the fitted guard here")
+    parser.add_argument("--table", type=Path, help="a .npz to keep the training clips' table in (the validation "
+                                                   "clips' beside it), and reuse")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     _return_large_buffers()

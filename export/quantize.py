@@ -1,9 +1,10 @@
 """``python -m export.quantize``: the int8 (CPU) and fp16 (GPU) variants of an exported fp32 model.
 
 int8: static QDQ quantization (ONNX Runtime's quantizer), per-channel signed 8-bit weights and unsigned 8-bit
-activations (the guard, where the model has one, stays in float), calibrated on clips rendered from the gathered training photographs (never the validation or test
-photographs) with the recurrent state the fp32 model produces along each clip. fp16: weights and arithmetic in float16 with float32
-inputs and outputs, so callers and the state handling are unchanged.
+activations (the guard, where the model has one, stays in float), calibrated on clips rendered from the gathered
+training photographs (never the validation or test photographs) with the recurrent state the fp32 model produces
+along each clip. fp16: weights and arithmetic in float16 with float32 inputs and outputs, so callers and the state
+handling are unchanged.
 
 Each variant is written as ``NAME.PRECISION.onnx`` with its sidecar beside the fp32 model; its quality is measured
 on the test set as for fp32 (`export.quality`) and recorded in its sidecar, with its gain against fp32's.
