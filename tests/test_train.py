@@ -358,3 +358,17 @@ def test_sigterm_saves_the_step_reached_and_stops(photos, tmp_path):
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     log = (out / "log.txt").read_text()
     assert f"stop step {checkpoint['step']} (signal)" in log and checkpoint["step"] >= 3
+
+
+def test_checkpoints_are_judged_under_the_shipped_models_guard(photos, tmp_path):
+    """With a shipped model that carries a guard, each evaluation runs the checkpoint under that guard (the log
+    says so), and the checkpoints the run writes stay the bare network, for a guard of their own."""
+    shipped = tmp_path / "guarded.pt"
+    torch.manual_seed(1)
+    model = STRCNN("dtb", m=1, width=8, guard={"low": 0.05, "high": 0.5})
+    save_torch(shipped, {"config": model.config(), "state_dict": model.state_dict()})
+    out = tmp_path / "run"
+    train_main([*tiny(photos, out), "--steps", "1", "--no-test", "--shipped", str(shipped)])
+    lines = [line for line in (out / "log.txt").read_text().splitlines() if " h validation gain" in line]
+    assert lines and all("under the shipped guard (low 0.05, high 0.5)" in line for line in lines)
+    assert "guard" not in torch.load(out / "last.pt", weights_only=True)["config"]
