@@ -23,12 +23,12 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from strcnn_sdk.metrics import CLIP_LOSS_DB, SHARP_PSNR_DB, describe, summarize
+from strcnn_sdk.metrics import CLIP_LOSS_DB, SHARP_PSNR_DB, clip_psnr, describe, summarize
 
 from .data import VALIDATION_KINDS, Sources, eval_clips, validation_clips
 from .guard import GuardConfig, luma_kernel, motion_measure
 from .onnx import load_checkpoint, save_checkpoint
-from .train import autocast
+from .train import run_clip
 
 SEED = 20261205  # the fitting clips' seed: neither the test set's nor the validation set's
 FACTORS = np.linspace(0.0, 1.0, 21)  # the correction factors each frame's error is tabled at
@@ -47,20 +47,17 @@ def frame_table(model, clips: Iterable, device: torch.device, precision: str) ->
     with torch.no_grad():
         for i, (name, blurry, sharp) in enumerate(clips):
             names.append(name)
-            x = torch.from_numpy(blurry).permute(0, 3, 1, 2).float().div(255).to(device)
-            padded = torch.cat([x[:1]] * m + [x] + [x[-1:]] * m)
-            with autocast(device, precision):
-                out, _ = model.run(padded[None])
-            correction = out[0].float() - x
+            padded, out = run_clip(model, blurry, device, precision)
+            t = len(blurry)
+            x = padded[m:m + t]
+            correction = out - x
             target = torch.from_numpy(sharp).permute(0, 3, 1, 2).float().to(device)
             for g in FACTORS:
                 y = ((x + float(g) * correction).clamp(0, 1) * 255).round()
                 errors.append(((y - target) ** 2).mean((1, 2, 3), dtype=torch.float64).cpu().numpy())
-            t = len(x)
             windows = torch.cat([padded[k:k + t] for k in range(2 * m + 1)], 1)  # [t, 3(2m+1), H, W]
             measures.append(motion_measure(windows, kernel).cpu().numpy())
-            mse = ((x * 255 - target) ** 2).mean((1, 2, 3), dtype=torch.float64).cpu().numpy()
-            blurry_db.append(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
+            blurry_db.append(clip_psnr(blurry, sharp))
             clip_index.append(np.full(t, i))
     model.train()
     per_factor = np.stack(errors).reshape(len(names), len(FACTORS), -1).transpose(0, 2, 1).reshape(-1, len(FACTORS))

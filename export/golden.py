@@ -26,6 +26,7 @@ from .onnx import export
 
 PARTIAL = 0.4  # the strength of the second expected sequence
 
+
 def write_golden(folder: Path, frames: int = 5, size: tuple[int, int] = (23, 34)) -> dict:
     """Write the golden model, inputs and expected outputs into `folder`; returns golden.json's content."""
     folder = Path(folder)

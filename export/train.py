@@ -48,9 +48,9 @@ from strcnn_sdk.system import cpu_flags, write_atomic
 
 from .data import (TRAIN_SETTINGS, Scene, Sources, clips_sha256, gopro_batches, plan_batch, render_batch,
                    rendering_mismatches, test_clips, validation_clips)
+from .guard import Guard, GuardConfig
 from .health import Firing, census
 from .model import STRCNN, VARIANTS
-from .guard import Guard, GuardConfig
 from .onnx import load_checkpoint, save_torch
 
 PRESETS = {
@@ -218,17 +218,27 @@ def shipped_bar(shipped: Path, clips, device: torch.device, cache: Path) -> dict
     return figures
 
 
+def run_clip(model: STRCNN, blurry: np.ndarray, device: torch.device, precision: str
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A clip's uint8 frames [T, H, W, 3] through `model` as the runtime streams them, each end repeated m times,
+    in `precision`: the padded input [T + 2m, 3, H, W] in [0, 1] and the unclipped output [T, 3, H, W] in float32.
+    The caller sets no_grad and eval."""
+    x = torch.from_numpy(blurry).permute(0, 3, 1, 2).float().div(255).to(device)
+    padded = torch.cat([x[:1]] * model.m + [x] + [x[-1:]] * model.m)
+    with autocast(device, precision):
+        out, _ = model.run(padded[None])
+    return padded, out[0].float()
+
+
 def evaluate(model: STRCNN, clips, device: torch.device, precision: str) -> dict:
     """`strcnn_sdk.metrics.summarize` of the model's 8-bit output on clips (name, blurry, sharp), each clip's
     ends repeated as the runtime does, in the training precision."""
     model.eval()
     rows = []
-    with torch.no_grad(), autocast(device, precision):
+    with torch.no_grad():
         for name, blurry, sharp in clips:
-            x = torch.from_numpy(blurry).permute(0, 3, 1, 2).float().div(255).to(device)
-            x = torch.cat([x[:1]] * model.m + [x] + [x[-1:]] * model.m)
-            out, _ = model.run(x[None])
-            out = (out[0].float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            out = run_clip(model, blurry, device, precision)[1]
+            out = (out.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
             rows.append(clip_row(name, blurry, out, sharp))
     model.train()
     return summarize(rows)
@@ -438,8 +448,8 @@ def main(argv: list[str] | None = None) -> None:
     # a shipped model with a guard is judged with it: checkpoints are evaluated under the same guard, so that the
     # rule compares networks as they would ship (each shipped model's own ramp is fitted by export.fit_guard)
     shipped_guard = load_checkpoint(args.shipped).config().get("guard")
-    under = f" under the shipped guard (low {shipped_guard['low']}, high {shipped_guard['high']})" \
-        if shipped_guard else ""
+    guard = Guard(GuardConfig(**shipped_guard), evaluated.m).to(device) if shipped_guard else None
+    under = f" under the shipped guard (low {shipped_guard['low']}, high {shipped_guard['high']})" if guard else ""
 
     def report() -> None:
         """Evaluate and log; its time is left out of the run's hours, which count training alone, so that runs
@@ -447,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
         nonlocal best, started
         hours = f"{elapsed / 3600:.3f} h"
         began = time.perf_counter()
-        evaluated.guard = Guard(GuardConfig(**shipped_guard), evaluated.m).to(device) if shipped_guard else None
+        evaluated.guard = guard
         try:
             with Firing(evaluated) as firing:  # silent channels: those that never fire on the validation clips
                 figures = {"validation": evaluate(evaluated, validation, device, "fp32")}
