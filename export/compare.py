@@ -1,7 +1,7 @@
 """``python -m export.compare LOG...``: training runs side by side, judged by their last three validation
-evaluations (one evaluation swings too much to decide anything): the mean gain and its range, by category, the
-worst clip, how many of the three hold do-no-harm, the silent channels, and the test gain (reported, never
-used to choose). A run with a moving average of its weights (``--ema``) gets a second row for its trained
+evaluations (one evaluation swings too much to decide anything; ``--last N`` for arms evaluated once at their end):
+the mean gain and its range, by category, the worst clip, how many of them hold do-no-harm, the silent channels,
+and the gains on the natural photographs, the test set and real GoPro pairs (reported, never used to choose). A run with a moving average of its weights (``--ema``) gets a second row for its trained
 weights, from the same evaluations.
 
 With ``--hours STEP`` runs compare at equal training time instead, as runs of different cost per step must (a
@@ -19,7 +19,8 @@ import re
 import sys
 from pathlib import Path
 
-LINE = re.compile(r"step (\d+) ([\d.]+) h (validation|validation \(training weights\)|test) gain ([+-][\d.]+) dB")
+LINE = re.compile(r"step (\d+) ([\d.]+) h (validation|validation \(training weights\)|natural|test|gopro) gain "
+                  r"([+-][\d.]+) dB")
 CATEGORY = re.compile(r"\b(mild|moderate|strong) ([+-][\d.]+)")
 WORST = re.compile(r"worst clip ([+-][\d.]+)")
 SILENT = re.compile(r"silent ([\d.]+)%")
@@ -41,26 +42,30 @@ def evaluations(log: Path) -> dict[str, dict[int, dict]]:
     return found
 
 
-def judge(log: Path) -> list[dict]:
-    """A log's rows: the mean of its last three validation evaluations (and of the trained weights' where the
-    run averages them), with the test gain at the same steps (the test set and health are measured on the
+REPORTED = ("natural", "test", "gopro")  # sets reported beside validation, never used to choose
+
+
+def judge(log: Path, last: int = LAST) -> list[dict]:
+    """A log's rows: the mean of its `last` validation evaluations (and of the trained weights' where the run
+    averages them), with the reported sets' gains at the same steps (those and health are measured on the
     evaluated weights only)."""
     found = evaluations(log)
-    steps = sorted(found.get("validation", {}))[-LAST:]
-    if len(steps) < LAST:
-        raise ValueError(f"{log}: {len(steps)} validation evaluations; judging a run needs its last {LAST}")
+    steps = sorted(found.get("validation", {}))[-last:]
+    if len(steps) < last:
+        raise ValueError(f"{log}: {len(steps)} validation evaluations; judging a run needs its last {last}")
     rows = []
     for kind, label in (("validation", ""), ("validation (training weights)", " (trained weights)")):
         if not all(step in found.get(kind, {}) for step in steps):  # e.g. averaging began after these steps
             continue
         figures = [found[kind][s] for s in steps]
-        test = [found.get("test", {}).get(s, {}).get("gain") for s in steps] if not label else [None]
+        reported = {name: [found.get(name, {}).get(s, {}).get("gain") for s in steps] if not label else [None]
+                    for name in REPORTED}
         rows.append({"run": Path(log).parent.name + label, "steps": steps,
-                     **{k: sum(f[k] for f in figures) / LAST for k in ("gain", "mild", "moderate", "strong", "worst")},
+                     **{k: sum(f[k] for f in figures) / last for k in ("gain", "mild", "moderate", "strong", "worst")},
                      "low": min(f["gain"] for f in figures), "high": max(f["gain"] for f in figures),
-                     "no_harm": sum(f["no_harm"] for f in figures),
+                     "no_harm": sum(f["no_harm"] for f in figures), "judged": last,
                      "silent": None if label else figures[-1]["silent"],  # the health is the evaluated weights'
-                     "test": None if None in test else sum(test) / LAST})
+                     **{name: None if None in gains else sum(gains) / last for name, gains in reported.items()}})
     return rows
 
 
@@ -99,13 +104,14 @@ def hours_table(logs: list[Path], every: float) -> str:
 def table(rows: list[dict]) -> str:
     """Rows as a Markdown table, best validation gain first."""
     out = ["| run | steps judged | validation gain, mean (range) | mild | moderate | strong | worst clip | "
-           "do-no-harm holds | silent at the end | test gain, mean |", "|" + "---|" * 10]
+           "do-no-harm holds | silent at the end | natural gain | test gain | GoPro gain |", "|" + "---|" * 12]
     for r in sorted(rows, key=lambda r: -r["gain"]):
         silent = "?" if r["silent"] is None else f"{r['silent']:.1f}%"
-        test = "-" if r["test"] is None else f"{r['test']:+.3f} dB"
+        reported = " | ".join("-" if r[name] is None else f"{r[name]:+.3f} dB" for name in REPORTED)
         out.append(f"| {r['run']} | {', '.join(f'{s:,}' for s in r['steps'])} | {r['gain']:+.3f} dB "
                    f"({r['low']:+.3f} to {r['high']:+.3f}) | {r['mild']:+.3f} | {r['moderate']:+.3f} | "
-                   f"{r['strong']:+.3f} | {r['worst']:+.3f} | {r['no_harm']} of {LAST} | {silent} | {test} |")
+                   f"{r['strong']:+.3f} | {r['worst']:+.3f} | {r['no_harm']} of {r['judged']} | {silent} | "
+                   f"{reported} |")
     return "\n".join(out)
 
 
@@ -115,7 +121,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("logs", type=Path, nargs="+", help="training logs (OUT/log.txt)")
     parser.add_argument("--hours", type=float, metavar="STEP", help="compare validation gains at equal training "
                         "hours, every STEP hours")
+    parser.add_argument("--last", type=int, default=LAST, metavar="N", help="judge each run by its last N "
+                        f"evaluations (default {LAST})")
     args = parser.parse_args(argv)
+    if args.last < 1:
+        raise SystemExit("--last takes a count of evaluations, 1 or more")
     if args.hours is not None:
         if args.hours <= 0:
             raise SystemExit("--hours takes a positive step, such as 0.25")
@@ -127,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for log in args.logs:
         try:
-            rows += judge(log)
+            rows += judge(log, args.last)
         except (OSError, ValueError) as e:  # a run too young to judge, or no log: the others still compare
             print(f"left out: {e}", file=sys.stderr)
     if not rows:

@@ -18,6 +18,7 @@ Every random choice of a clip is drawn first, as a `Scene`; two renderers turn s
 
     python -m export.data --test DIR        # write the frozen test set in the GoPro layout (`strcnn eval DIR`)
     python -m export.data --validation DIR  # the validation set (needs the gathered photographs)
+    python -m export.data --natural DIR     # the second validation set: natural photographs (needs them too)
     python -m export.data --sample examples/sample.mp4    # the README's sample clip
 """
 
@@ -51,6 +52,7 @@ EVAL_SIZE = (240, 320)
 EVAL_FRAMES = 8
 TEST_SEED = 20261127
 VALIDATION_SEED = 20261128
+NATURAL_SEED = 20261206
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ def _frozen(**settings) -> BlurSettings:
 
 
 VALIDATION_KINDS = ("still", "mild", "moderate", "mild", "strong", "moderate")  # each validation photograph's clips
+NATURAL_KINDS = ("moderate", "strong")  # each natural photograph's clips: how far the gain carries
 
 # The evaluation sets' categories, from sharp to strongly blurred.
 CATEGORIES = {
@@ -145,15 +148,16 @@ class Sources:
         return cls(names, [None] * len(names))
 
     @classmethod
-    def folder(cls, folder: Path, split: str | None = None) -> Sources:
-        """The photographs of a gathered folder's manifest (one split, or all); a folder without a manifest
-        gives all its images."""
+    def folder(cls, folder: Path, split: str | None = None, collection: int | None = None) -> Sources:
+        """The photographs of a gathered folder's manifest (one split, or all; of the collections up to
+        `collection`, or all); a folder without a manifest gives all its images."""
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such folder; gather the photographs with `python -m export.photos "
                                     f"{folder}`")
         if (folder / "manifest.json").is_file():
-            files = [e["file"] for e in read_manifest(folder) if split is None or e["split"] == split]
+            files = [e["file"] for e in read_manifest(folder) if split in (None, e["split"])
+                     and (collection is None or e.get("collection", 1) <= collection)]
         else:
             files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         if not files:
@@ -647,6 +651,13 @@ def validation_clips(photos: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return eval_clips(Sources.folder(photos, "validation"), VALIDATION_SEED, len(VALIDATION_KINDS), VALIDATION_KINDS)
 
 
+def natural_clips(photos: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The second validation set: a moderate and a strong clip of each photograph of the natural split
+    (photographs of the world's textures that no run trains on). It reports how the gain carries to natural
+    footage; checkpoints are chosen on `validation_clips`."""
+    return eval_clips(Sources.folder(photos, "natural"), NATURAL_SEED, len(NATURAL_KINDS), NATURAL_KINDS)
+
+
 def write_gopro_layout(root: Path, clips: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
     """Write clips as ROOT/NAME/blur/000000.png and ROOT/NAME/sharp/000000.png (the GoPro dataset's layout)."""
     for name, blurry, sharp in clips:
@@ -721,19 +732,21 @@ def main(argv: list[str] | None = None) -> None:
     task = parser.add_mutually_exclusive_group(required=True)
     task.add_argument("--test", type=Path, help="folder to write the test clips into")
     task.add_argument("--validation", type=Path, help="folder to write the validation clips into")
+    task.add_argument("--natural", type=Path, help="folder to write the natural photographs' clips into")
     task.add_argument("--sample", type=Path, help="write the sample clip (.mp4) here")
     parser.add_argument("--photos", type=Path, default=Path("data/photos"),
-                        help="the gathered photographs (for --validation)")
+                        help="the gathered photographs (for --validation and --natural)")
     args = parser.parse_args(argv)
     if args.sample:
         write_sample(args.sample)
         print(f"wrote {args.sample} ({args.sample.stat().st_size / 1e6:.2f} MB)")
         return
-    folder = args.test or args.validation
-    clips = test_clips() if args.test else validation_clips(args.photos)
+    kind, folder = next((k, f) for k, f in (("test", args.test), ("validation", args.validation),
+                                            ("natural", args.natural)) if f)
+    clips = {"test": test_clips, "validation": lambda: validation_clips(args.photos),
+             "natural": lambda: natural_clips(args.photos)}[kind]()
     write_gopro_layout(folder, clips)
-    print(f"wrote {len(clips)} {'test' if args.test else 'validation'} clips of {len(clips[0][1])} frames "
-          f"to {folder}")
+    print(f"wrote {len(clips)} {kind} clips of {len(clips[0][1])} frames to {folder}")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,16 @@ The photographs come from Debian packages (downloaded with ``apt-get download`` 
 the command needs a Debian-like system and the package archive) and, optionally, from sharp frames of videos
 (``--video FILE``, e.g. Big Buck Bunny, (c) Blender Foundation, CC BY 3.0). Each is brought to at most 1280 px
 wide with an area (anti-aliasing) filter and written as JPEG into DIR (git-ignored: third-party photographs are
-never committed), with ``manifest.json`` listing each file's origin, licence, sha256 and split. A few
-photographs are held out as the validation set, which selects checkpoints and is never trained on.
+never committed), with ``manifest.json`` listing each file's origin, licence, sha256, split and collection. A few
+photographs are held out as the validation set, which selects checkpoints and is never trained on; the natural
+split holds out photographs of the world's textures as a second validation set (`export.data.natural_clips`),
+which reports how the gain carries to natural footage.
+
+The photographs come in collections, numbered in the order they joined: 1, the wallpapers, OpenCV's sample images
+and the video frames; 2, Endless Sky's landing photographs (coasts, mountains, forests, fields, cities, industry).
+A run trains on the collections up to its recipe's ``collection``, so that adding photographs never changes what
+a run already under way sees. ``--collection 1`` gathers the first alone (16 MiB, what a GPU machine's copy of the
+tree has room for).
 
     python -m export.photos data/photos --video bigbuckbunny.mp4
 """
@@ -24,9 +32,13 @@ import cv2
 import numpy as np
 
 MAX_WIDTH = 1280
-MAX_BYTES = 20 * 1024 * 1024
-JPEG_QUALITY = 95
+CARRIED_BYTES = 20 * 1024 * 1024  # the photographs a GPU machine's copy of the tree has room for
+# JPEG quality by collection: collection 2's sources are JPEGs of about this quality already, and at 95 its 269
+# photographs would take 64 MB for no detail that their sources have
+JPEG_QUALITY = {1: 95, 2: 90}
+LATEST = max(JPEG_QUALITY)
 MANIFEST = "manifest.json"
+SPLITS = ("train", "validation", "natural")
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,12 @@ class Photo:
     path: str  # inside the unpacked package
     license: str
     split: str = "train"
+    collection: int = 1
+
+    @property
+    def name(self) -> str:
+        """The file's name in the gathered folder, without extension: the wallpaper's folder or the file's stem."""
+        return self.path.split("/")[3] if "wallpapers/" in self.path else Path(self.path).stem.removesuffix("@2x")
 
 
 _LOMIRI = "usr/share/backgrounds/"
@@ -42,6 +60,49 @@ _MATE = "usr/share/backgrounds/mate/nature/"
 _PLASMA = "usr/share/wallpapers/{}/contents/images/{}"
 _OPENCV = "usr/share/doc/opencv-doc/examples/data/"
 _OPENCV_LICENSE = "Apache-2.0 AND BSD-3-Clause (OpenCV sample data)"
+_LAND = "usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land/{}@2x.jpg"
+# Endless Sky's landing photographs at 1440x720 (the high-dpi package; the same pictures at 720x360 are in
+# endless-sky-data), all but two processed planetary images (nasa8, nasa9), an abstract render (space6) and the
+# Moon over the Earth (earthrise). The sets of the two Wikimedia photographers (bwerner, myrabella) are the natural
+# split, never trained on.
+_LAND_NAMES = """
+    badlands0 badlands1 badlands2 badlands3 badlands4 badlands5 badlands6 badlands7 badlands8 badlands9-harro
+    beach0 beach1 beach2 beach3 beach4 beach5 beach6 beach7-sfiera beach8-sfiera beach9-sfiera beach10-sfiera
+    beach11-harro beach12-harro bwerner0 bwerner1 bwerner2 bwerner3 bwerner4 bwerner5 bwerner6 bwerner7
+    bwerner8 canyon0 canyon01 canyon1 canyon02 canyon2 canyon03 canyon3 canyon04 canyon4 canyon05 canyon5
+    canyon6 canyon7 canyon8 canyon9 canyon10-harro city0 city1 city2 city3 city4 city5 city6 city7 city8 city9
+    city10 city11 city12 city13-sfiera city14-sfiera city15-sfiera city16-sfiera city17-sfiera city18-iridium
+    desert0 desert1 desert2 desert3 desert4 desert5 desert6 desert7 desert8-sfiera desert9-sfiera
+    desert10-harro dmottl0 dmottl1 dmottl2 dmottl3 dmottl4 dmottl5 dune0 dune1 dune2 dune3 dune4 dune5
+    dune6-harro fields0 fields1 fields2 fields3 fields4 fields5 fields6 fields7 fields8 fields9 fields10-sfiera
+    fields11-sfiera fields12-sfiera fields13-sfiera fog0 fog1 fog2 fog3 fog4 fog5 fog6 fog7 forest0 forest1
+    forest2 forest3 forest4 forest5 hills0 hills1 hills2 hills3 hills4 hills5-sfiera hills6-sfiera hills7-harro
+    industrial0-iridium lava0 lava1 lava2 lava3 lava4 lava5 lava6 lava7-sfiera loc0 loc1 loc2 mfield0 mfield1
+    mfield2 mfield3 mfield4 mfield5 mountain0 mountain1 mountain2 mountain3 mountain4 mountain5 mountain6
+    mountain7 mountain8 mountain9 mountain10-sfiera mountain11-sfiera mountain12-sfiera mountain13-sfiera
+    mountain14-sfiera mountain15-sfiera mountain16-striker mountain17-harro mountain18-harro mountain19-harro
+    mountain20-harro mountain21-harro mountain22-spfld mountain23-spfld mountain24-spfld mountain25-spfld
+    myrabella0 myrabella1 myrabella2 myrabella3 myrabella4 myrabella5 myrabella6 myrabella7 myrabella8 nasa0
+    nasa1 nasa2 nasa3 nasa4 nasa5 nasa6 nasa7 sea0 sea1 sea2 sea3 sea4 sea5 sea6 sea7 sea8 sea9 sea10-sfiera
+    sea11-sfiera sea12-sfiera sea13-sfiera sea14-sfiera sea15-harro sea16-harro sea17-harro sky0 sky1 sky2 sky3
+    sky4 sky5 sky6 sky7 sky8 sky9 snow0 snow1 snow2 snow3 snow4 snow5 snow6 snow7 snow8 snow9 snow10
+    snow10-sfiera snow11-sfiera space0 space1 space2 space3 space4 space5 space7 station0 station1 station2
+    station3 station4 valley0 valley1 valley2 valley3 valley4 valley5 valley6 valley7 valley8 valley9
+    valley10-sfiera valley11-harro valley12-harro valley13-harro valley14-harro valley15-harro water0 water1
+    water2 water3 water4 water5 water6 water7 water8 water9 water10-harro water11-harro
+""".split()
+
+
+def _land_license(name: str) -> str:
+    """The licence the package's copyright file gives a landing photograph: CC BY-SA 3.0 for the Wikimedia
+    photographers', CC BY-SA 4.0 for the contributors' own, public domain for the rest (morgueFile, Unsplash,
+    NASA, USGS)."""
+    if name.startswith(("bwerner", "myrabella", "dmottl", "mfield")):
+        return "CC-BY-SA-3.0"
+    if name == "lava5" or name.endswith(("-sfiera", "-striker", "-harro", "-iridium", "-spfld")):
+        return "CC-BY-SA-4.0"
+    return "public-domain"
+
 
 # Photographs only: the packages' renders, paintings and motion-blurred pictures (Storm, licenseplate_motion)
 # are left out, and of each stereo or sequence pair one image is taken. The validation split holds 11 that no
@@ -82,6 +143,8 @@ PHOTOS = (
         ("squirrel_cls.jpg", "train"), ("starry_night.jpg", "train"), ("sudoku.png", "train"),
         ("basketball1.png", "train"), ("stuff.jpg", "validation"), ("pca_test1.jpg", "validation"),
         ("right.jpg", "validation"), ("left01.jpg", "validation"))),
+    *(Photo("endless-sky-high-dpi", _LAND.format(name), _land_license(name),
+            "natural" if name.startswith(("bwerner", "myrabella")) else "train", collection=2) for name in _LAND_NAMES),
 )
 
 
@@ -99,10 +162,12 @@ def sha256(path: Path) -> str:
 
 
 def write_photo(folder: Path, name: str, bgr: np.ndarray, entry: dict) -> dict:
-    """Write one photograph (BGR, as OpenCV reads it) at camera scale as NAME.jpg; returns its manifest entry."""
+    """Write one photograph (BGR, as OpenCV reads it) at camera scale as NAME.jpg at its collection's quality
+    (``entry["collection"]``, 1 if absent); returns its manifest entry."""
     path = Path(folder) / f"{name}.jpg"
     image = to_camera_scale(bgr)
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+    entry = {"collection": 1, **entry}
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY[entry["collection"]]]):
         raise OSError(f"{path}: could not write")
     return {"file": path.name, **entry, "size": [image.shape[1], image.shape[0]], "sha256": sha256(path)}
 
@@ -139,13 +204,15 @@ def sharp_video_frames(path: Path, count: int) -> list[np.ndarray]:
 
 
 def gather(folder: Path, videos: list[Path], video_license: str, frames_per_video: int,
-           debs: Path | None = None) -> list[dict]:
-    """Download and unpack the packages (or use the .deb files in `debs`), then write the photographs."""
+           debs: Path | None = None, collection: int = LATEST) -> list[dict]:
+    """Download and unpack the packages (or use the .deb files in `debs`), then write the photographs of the
+    collections up to `collection`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    photos = [p for p in PHOTOS if p.collection <= collection]
     entries = []
     with tempfile.TemporaryDirectory() as tmp:
-        packages = sorted({p.package for p in PHOTOS})
+        packages = sorted({p.package for p in photos})
         if debs is None:
             debs = Path(tmp)
             subprocess.run(["apt-get", "download", *packages], cwd=debs, check=True)
@@ -155,22 +222,18 @@ def gather(folder: Path, videos: list[Path], video_license: str, frames_per_vide
             if not deb:
                 raise FileNotFoundError(f"{debs}: no .deb of {package}")
             subprocess.run(["dpkg", "-x", str(deb[-1]), str(root)], check=True)
-        for photo in PHOTOS:
+        for photo in photos:
             bgr = cv2.imread(str(root / photo.path), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise FileNotFoundError(f"{photo.package}: {photo.path} is missing or unreadable")
-            name = Path(photo.path).stem if "wallpapers/" not in photo.path else photo.path.split("/")[3]
-            entries.append(write_photo(folder, name, bgr, {"origin": f"{photo.package}: /{photo.path}",
-                                                            "license": photo.license, "split": photo.split}))
+            entries.append(write_photo(folder, photo.name, bgr, {
+                "origin": f"{photo.package}: /{photo.path}", "license": photo.license, "split": photo.split,
+                "collection": photo.collection}))
     for video in videos:
         for i, bgr in enumerate(sharp_video_frames(video, frames_per_video)):
             entries.append(write_photo(folder, f"{video.stem}_{i:02d}", bgr, {
                 "origin": f"{video.name}, a sharp frame", "license": video_license, "split": "train"}))
     write_manifest(folder, entries)
-    total = sum((folder / e["file"]).stat().st_size for e in entries)
-    if total > MAX_BYTES:
-        raise ValueError(f"{folder}: {total / 2**20:.1f} MiB of photographs, above the {MAX_BYTES / 2**20:.0f} MiB "
-                         "that a GPU machine's copy of the tree allows")
     return entries
 
 
@@ -183,12 +246,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="the licence recorded for --video frames")
     parser.add_argument("--video-frames", type=int, default=8, help="frames taken from each video")
     parser.add_argument("--debs", type=Path, help="use these downloaded .deb files instead of apt-get download")
+    parser.add_argument("--collection", type=int, choices=sorted(JPEG_QUALITY), default=LATEST,
+                        help="gather the collections up to this one (default: all)")
     args = parser.parse_args(argv)
-    entries = gather(args.folder, args.video, args.video_license, args.video_frames, args.debs)
+    entries = gather(args.folder, args.video, args.video_license, args.video_frames, args.debs, args.collection)
     total = sum((args.folder / e["file"]).stat().st_size for e in entries)
-    splits = {s: sum(e["split"] == s for e in entries) for s in ("train", "validation")}
-    print(f"wrote {len(entries)} photographs ({splits['train']} train, {splits['validation']} validation), "
-          f"{total / 2**20:.1f} MiB, and {MANIFEST} to {args.folder}")
+    splits = ", ".join(f"{sum(e['split'] == s for e in entries)} {s}" for s in SPLITS)
+    print(f"wrote {len(entries)} photographs ({splits}), {total / 2**20:.1f} MiB, and {MANIFEST} to {args.folder}")
+    if total > CARRIED_BYTES:
+        print(f"a GPU machine's copy of the tree has room for {CARRIED_BYTES / 2**20:.0f} MiB of photographs: gather "
+              "--collection 1 into the folder that travels there")
 
 
 if __name__ == "__main__":

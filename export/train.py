@@ -14,8 +14,12 @@ Training clips are rendered from the gathered photographs (``python -m export.ph
 validation split is never trained on) plus any ``--images DIR``. Batch k depends only on (seed, k), so a resumed
 run sees exactly the data an uninterrupted one would. The run writes ``OUT/last.pt`` every few minutes (model,
 optimizer, step, recipe), ``OUT/best.pt`` whenever the validation gain improves among the checkpoints that pass
-the shipping rule against ``--shipped`` (`strcnn_sdk.metrics.ships`), and ``OUT/log.txt`` with the validation and
-test figures (fp32) and that rule's verdict. ``--resume`` continues from ``OUT/last.pt`` with the
+the shipping rule against ``--shipped`` (`strcnn_sdk.metrics.ships`), and ``OUT/log.txt`` with the validation,
+natural (`export.data.natural_clips`) and test figures (fp32), that rule's verdict, and with ``--gopro DIR`` the
+gain on real pairs. ``--collection N`` trains on the gathered photographs' collections up to N (a run keeps its
+collection on resume unless told). ``--anneal STEPS`` and ``--border B`` are arms of the recipe (docs/TRAINING.md):
+the learning rate taken to zero over the next STEPS steps, and a loss that leaves out B pixels at each side of a
+patch. ``--resume`` continues from ``OUT/last.pt`` with the
 recipe stored in it (options given on the command line override it; a checkpoint of another optimiser is
 refused); ``--resume-from FILE`` continues from
 another checkpoint, writing into OUT (a GPU leg writes into the folder that comes back); ``--init FILE`` starts a
@@ -46,8 +50,8 @@ from torch.nn import functional as F
 from strcnn_sdk.metrics import clip_row, describe, ships, summarize
 from strcnn_sdk.system import cpu_flags, write_atomic
 
-from .data import (TRAIN_SETTINGS, Scene, Sources, clips_sha256, gopro_batches, plan_batch, render_batch,
-                   rendering_mismatches, test_clips, validation_clips)
+from .data import (TRAIN_SETTINGS, Scene, Sources, clips_sha256, gopro_batches, natural_clips, plan_batch,
+                   render_batch, rendering_mismatches, test_clips, validation_clips)
 from .guard import Guard, GuardConfig
 from .health import Firing, census
 from .model import STRCNN, VARIANTS
@@ -67,8 +71,10 @@ SHARES = {k: getattr(TRAIN_SETTINGS, k)
           for k in ("still_share", "mild_share", "tremor_share", "short_shutter_share", "defocus_share")}
 # Options every preset shares, and the value a checkpoint older than the option had: the training loss on the
 # restored frames, the decay of the weights' exponential moving average (0: none; see `Averaged`), and the weight
-# of the harm term (0: none; see `train_step`).
-OPTIONS = {"loss": "mse", "ema": 0.0, "harm": 0.0}
+# of the harm term (0: none; see `train_step`), the pixels at each side of a patch that the loss leaves out (0: none;
+# see `train_step`), and the steps [start, stop] over which the learning rate anneals to zero ([]: none; see `lr_at`).
+# The collections of gathered photographs a run trains on (`export.photos`): those up to this one.
+OPTIONS = {"loss": "mse", "ema": 0.0, "harm": 0.0, "border": 0, "anneal": [], "collection": 1}
 # What a run is, beside the model's constructor arguments: stored in every checkpoint and restored on resume.
 RECIPE = (*PRESETS["paper"], *SHARES, *OPTIONS, "data", "synthesis", "precision", "seed", "device", "weight_decay")
 PER_DEVICE = ("synthesis", "precision")  # chosen again when a run moves to another kind of device
@@ -153,6 +159,19 @@ def check_optimizer(recipe: dict, source: Path) -> None:
                          "weights.")
 
 
+def widen_frames(weight: torch.Tensor, m: int, wider: int) -> torch.Tensor:
+    """A first convolution's weight [out, 3(2m+1), k, k] (or a tensor of its shape) for `wider` frames each side:
+    the frames added at both ends get zeros, so the network computes what it did."""
+    pad = 3 * (wider - m)
+    return F.pad(weight, (0, 0, 0, 0, pad, pad)) if pad else weight
+
+
+def widen(state: dict, m: int, wider: int) -> dict:
+    """A state dict of temporal radius `m` as one of radius `wider` >= m that computes the same (`widen_frames`):
+    how a run goes on with more input frames (the paper's m=2) from a checkpoint of fewer."""
+    return {k: widen_frames(v, m, wider) if k == "in_conv.weight" else v for k, v in state.items()}
+
+
 def charbonnier(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Mean of sqrt(d^2 + eps^2): L1 with a rounded minimum (Lai et al., "Deep Laplacian Pyramid Networks", 2017)."""
     return torch.sqrt((output - target) ** 2 + eps ** 2).mean()
@@ -162,20 +181,22 @@ LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier}  # the
 
 
 def train_step(model: STRCNN, optimizer: torch.optim.Optimizer, blurry: torch.Tensor, sharp: torch.Tensor,
-               precision: str, loss: str = "mse", harm: float = 0.0) -> tuple[float, float]:
+               precision: str, loss: str = "mse", harm: float = 0.0, border: int = 0) -> tuple[float, float]:
     """One optimizer step on a batch [N, T, 3, H, W] with loss `loss` (a key of LOSSES) on the T-2m restored
     frames, plus `harm` times the mean of max(0, (output - target)^2 - (input - target)^2): a charge on every
-    pixel the output moves further from the target than the blurry input was. Returns that loss and the
-    frames' MSE (what the log's PSNR is of, whatever the loss)."""
+    pixel the output moves further from the target than the blurry input was. With `border` B, both leave out the
+    B pixels at each side of the patch, which the network restores without the picture beyond the patch that
+    their blur came from. Returns that loss and the frames' MSE (what the log's PSNR is of, whatever the loss)."""
     if precision == "bf16":
         blurry = blurry.contiguous(memory_format=torch.contiguous_format)
     with autocast(blurry.device, precision):
         out, _ = model.run(blurry)
-    window = slice(model.m, sharp.shape[1] - model.m)
-    out, target = out.float(), sharp[:, window]
+    frames = slice(model.m, sharp.shape[1] - model.m)
+    rows, cols = slice(border, sharp.shape[-2] - border), slice(border, sharp.shape[-1] - border)
+    out, target = out.float()[..., rows, cols], sharp[:, frames, :, rows, cols]
     value = LOSSES[loss](out, target)
     if harm:
-        value = value + harm * F.relu((out - target) ** 2 - (blurry[:, window] - target) ** 2).mean()
+        value = value + harm * F.relu((out - target) ** 2 - (blurry[:, frames, :, rows, cols] - target) ** 2).mean()
     optimizer.zero_grad(set_to_none=True)
     value.backward()
     optimizer.step()
@@ -287,7 +308,12 @@ def choose_synthesis(sources: Sources, recipe: dict, device: torch.device) -> st
 
 
 def lr_at(recipe: dict, step: int) -> float:
-    """Learning rate of step `step`: linear warm-up, then exponential decay."""
+    """Learning rate of step `step`: linear warm-up, then exponential decay; within the recipe's `anneal` steps
+    [start, stop], the rate of `start` taken to zero along half a cosine (zero from `stop` on)."""
+    if recipe.get("anneal") and step >= recipe["anneal"][0]:
+        start, stop = recipe["anneal"]
+        done = min(1.0, (step - start) / (stop - start))
+        return lr_at(dict(recipe, anneal=[]), start) * 0.5 * (1 + math.cos(math.pi * done))
     warm = min(1.0, (step + 1) / (recipe["warmup"] + 1))
     return recipe["lr"] * warm * recipe["decay_rate"] ** (step / recipe["decay_every"])
 
@@ -299,10 +325,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=PRESETS, help="recipe to start from (default: paper, or the "
                                                          "checkpoint's recipe on resume)")
     parser.add_argument("--variant", choices=VARIANTS, default="dtb")
-    parser.add_argument("--m", type=int, default=1)
+    parser.add_argument("--m", type=int, help="temporal radius: 2m+1 frames a step (default 1; on resume, a larger "
+                        "one widens the checkpoint's first convolution, see `widen`)")
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--no-residual", action="store_true", help="do not add the centre blurry frame")
-    for key in ("batch", "frames", "patch", "decay_every", "warmup", "seed"):
+    for key in ("batch", "frames", "patch", "decay_every", "warmup", "seed", "border", "collection"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, help="override the recipe")
     parser.add_argument("--steps", type=int, help="steps to train in this run (default: the preset's total)")
     for key in ("lr", "decay_rate", "weight_decay", *SHARES):
@@ -312,6 +339,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "and exported, e.g. 0.999 (default: 0, none)")
     parser.add_argument("--harm", type=float, help="weight of a term that charges each pixel the output moves "
                         "further from the target than the input (default: 0, none)")
+    parser.add_argument("--anneal", type=int, metavar="STEPS", help="take the learning rate to zero along half a "
+                        "cosine over the next STEPS steps (an arm's schedule; default: none)")
     parser.add_argument("--shipped", type=Path, default=SHIPPED,
                         help="checkpoint of the shipped model, the bar a checkpoint must pass to be saved as best.pt")
     parser.add_argument("--minutes", type=float, help="wall-clock budget of this run")
@@ -330,6 +359,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: all cores)")
     parser.add_argument("--eval-every", type=int, default=4000, help="steps between validation and test figures "
                         "(each evaluation costs about 90 clips of 8 frames of 320x240 in fp32)")
+    parser.add_argument("--gopro", type=Path, help="real blurry/sharp pairs (a GoPro-layout folder or NAME_blur1.png"
+                        " / NAME_sharp1.png pairs) scored at every evaluation beside the synthetic sets; never used "
+                        "to choose")
     parser.add_argument("--no-test", action="store_true", help="evaluate on validation alone, a quarter faster "
                         "(arms are judged on validation; the test figures are only reported)")
     parser.add_argument("--log-every", type=int, default=50, help="steps between loss lines")
@@ -353,22 +385,26 @@ def main(argv: list[str] | None = None) -> None:
     if source is not None and not source.is_file():
         raise SystemExit(f"{source}: no checkpoint to resume")
     resume = torch.load(source, map_location="cpu", weights_only=True) if source else None
-    given = {k: getattr(args, k) for k in RECIPE if k != "steps" and getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in RECIPE if k not in ("steps", "anneal") and getattr(args, k) is not None}
     given["device"] = device.type
     if resume is not None:
         check_optimizer(resume["recipe"], source)
         recipe = {**SHARES, **OPTIONS, **resume["recipe"], **(PRESETS[args.preset] if args.preset else {}), **given}
         if resume["recipe"]["device"] != device.type:
             recipe.update({k: given.get(k, "auto") for k in PER_DEVICE})
-        model = STRCNN(**resume["config"])
-        model.load_state_dict(resume.get("training_state_dict", resume["state_dict"]))
+        radius = resume["config"]["m"]
+        if args.m is not None and args.m < radius:
+            raise SystemExit(f"{source}: a run of m={radius} cannot go on with fewer frames (--m {args.m})")
+        model = STRCNN(**{**resume["config"], "m": args.m or radius})
+        model.load_state_dict(widen(resume.get("training_state_dict", resume["state_dict"]), radius, model.m))
         step, elapsed, best = resume["step"], resume["elapsed_s"], resume["best_gain"]
         torch.set_rng_state(resume["torch_rng"])
     else:
         recipe = {**PRESETS[args.preset or "paper"], **SHARES, **OPTIONS, "data": "synthetic", "synthesis": "auto",
                   "precision": "auto", "seed": 0, "optimizer": OPTIMIZER, "weight_decay": WEIGHT_DECAY, **given}
         torch.manual_seed(recipe["seed"])
-        model = STRCNN(args.variant, m=args.m, width=args.width, residual=not args.no_residual)
+        model = STRCNN(args.variant, m=1 if args.m is None else args.m, width=args.width,
+                       residual=not args.no_residual)
         step, elapsed, best = 0, 0.0, -math.inf
         if args.init is not None:
             init = torch.load(args.init, map_location="cpu", weights_only=True)
@@ -377,16 +413,22 @@ def main(argv: list[str] | None = None) -> None:
         elif model.residual:  # start as the identity (output = centre frame): learning starts at the input's PSNR
             torch.nn.init.zeros_(model.out_conv.weight)
             torch.nn.init.zeros_(model.out_conv.bias)
+    if args.anneal is not None:
+        recipe["anneal"] = [step, step + args.anneal]
     model.to(device)
     optimizer = make_optimizer(model, recipe)
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
+        for name, value in optimizer.state[model.in_conv.weight].items():  # Adam's moments, as the weights
+            if name != "step":
+                optimizer.state[model.in_conv.weight][name] = widen_frames(value, radius, model.m)
         for group in optimizer.param_groups[:1]:  # the decay may change on resume; the state does not depend on it
             group["weight_decay"] = recipe["weight_decay"]
 
     sources = None
     if recipe["data"] == "synthetic":
-        folders = [Sources.folder(args.photos, "train")] if (args.photos / "manifest.json").is_file() else []
+        folders = [Sources.folder(args.photos, "train", recipe["collection"])] \
+            if (args.photos / "manifest.json").is_file() else []
         folders += [Sources.folder(folder) for folder in args.images]
         if not folders:
             raise SystemExit(f"{args.photos}: no gathered photographs; run `python -m export.photos {args.photos}` "
@@ -396,6 +438,15 @@ def main(argv: list[str] | None = None) -> None:
         validation = validation_clips(args.photos)
     except (OSError, ValueError) as e:
         raise SystemExit(f"the validation set needs the gathered photographs: {e}") from None
+    try:  # photographs gathered before the natural split had none
+        natural = natural_clips(args.photos)
+    except ValueError:
+        natural = []
+    gopro = []
+    if args.gopro is not None:
+        from strcnn_sdk.evaluation import read_clips  # reads with the video module: not on a machine without PyAV
+
+        gopro = list(read_clips(args.gopro))
     try:
         test = [] if args.no_test else test_clips()
     except ImportError as e:  # a machine without matplotlib (grace_hopper) reports validation figures only
@@ -411,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
     averaged = None
     if recipe["ema"] > 0:  # a checkpoint with a moving average keeps it as its state_dict
         kept = resume is not None and "training_state_dict" in resume
-        averaged = Averaged(model, recipe["ema"], resume["state_dict"] if kept else None,
+        averaged = Averaged(model, recipe["ema"], widen(resume["state_dict"], radius, model.m) if kept else None,
                             resume.get("ema_updates", 0) if kept else 0)
     evaluated = averaged.model if averaged else model
 
@@ -461,13 +512,17 @@ def main(argv: list[str] | None = None) -> None:
         try:
             with Firing(evaluated) as firing:  # silent channels: those that never fire on the validation clips
                 figures = {"validation": evaluate(evaluated, validation, device, "fp32")}
-            if test:
-                figures["test"] = evaluate(evaluated, test, device, "fp32")
+            for name, clips in (("natural", natural), ("test", test)):
+                if clips:
+                    figures[name] = evaluate(evaluated, clips, device, "fp32")
         finally:
             evaluated.guard = None
         health = census(evaluated, firing).describe()
         for name, summary in figures.items():
             log(f"step {step} {hours} {name} {describe(summary)}{under}; {health}")
+        if gopro:  # single frames show a guard no motion, so real pairs are scored on the network alone
+            log(f"step {step} {hours} gopro {describe(evaluate(evaluated, gopro, device, 'fp32'))} (the network "
+                "alone)")
         shipping, why = ships(figures["validation"], bar)
         log(f"step {step} {hours} shipping rule: {why} (evaluation {time.perf_counter() - began:.0f} s)")
         if shipping and figures["validation"]["gain"] > best:
@@ -499,7 +554,8 @@ def main(argv: list[str] | None = None) -> None:
         t1 = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = lr_at(recipe, step)
-        loss, mse = train_step(model, optimizer, blurry, sharp, precision, recipe["loss"], recipe["harm"])
+        loss, mse = train_step(model, optimizer, blurry, sharp, precision, recipe["loss"], recipe["harm"],
+                               recipe["border"])
         if averaged:
             averaged.update(model)
         step += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -44,8 +44,12 @@ def evaluate_clips(clips: Iterable[tuple[str, np.ndarray, np.ndarray]], deblurre
     return rows
 
 
+def read_clips(root: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """A folder's clips (see `find_clips`) as (name, blurry, sharp uint8 [T, H, W, 3]), one at a time."""
+    for name, blur, sharp in find_clips(root):
+        yield name, np.stack([read_image(p) for p in blur]), np.stack([read_image(p) for p in sharp])
+
+
 def evaluate_folder(root: Path, deblurrer: Deblurrer, ssim: bool = True) -> list[dict]:
     """`evaluate_clips` over a folder's clips (see `find_clips`)."""
-    clips = ((name, np.stack([read_image(p) for p in blur]), np.stack([read_image(p) for p in sharp]))
-             for name, blur, sharp in find_clips(root))
-    return evaluate_clips(clips, deblurrer, ssim)
+    return evaluate_clips(read_clips(root), deblurrer, ssim)

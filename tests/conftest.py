@@ -40,18 +40,21 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture(scope="session")
 def photos(tmp_path_factory) -> Path:
-    """A gathered-photographs folder in miniature: three training and one validation picture (smooth colour
-    fields with edges and fine stripes), written and described as `python -m export.photos` does."""
+    """A gathered-photographs folder in miniature: three training pictures, one validation and one natural (of
+    the second collection; smooth colour fields with edges and fine stripes), written and described as
+    `python -m export.photos` does."""
     cv2 = pytest.importorskip("cv2")
     from export.photos import write_manifest, write_photo
 
     folder = tmp_path_factory.mktemp("photos")
     rng = np.random.default_rng(0)
     entries = []
-    for i, split in enumerate(["train", "train", "train", "validation"]):
+    for i, (split, collection) in enumerate([("train", 1), ("train", 1), ("train", 1), ("validation", 1),
+                                             ("natural", 2)]):
         image = cv2.resize(rng.integers(0, 256, (6, 9, 3), np.uint8), (450, 300), interpolation=cv2.INTER_CUBIC)
         image[100:140, :, i % 3] = np.where(np.arange(450) % 4 < 2, 255, 0)[None]
-        entries.append(write_photo(folder, f"p{i}", image, {"origin": "tests", "license": "CC0-1.0", "split": split}))
+        entries.append(write_photo(folder, f"p{i}", image, {"origin": "tests", "license": "CC0-1.0", "split": split,
+                                                            "collection": collection}))
     write_manifest(folder, entries)
     return folder
 

@@ -6,12 +6,14 @@ import json
 import tomllib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 pytest.importorskip("skimage")
 torch = pytest.importorskip("torch")
 from export import data, photos as photo_module  # noqa: E402
+from export.photos import write_manifest, write_photo  # noqa: E402
 from strcnn_sdk.evaluation import find_clips  # noqa: E402
 from strcnn_sdk.metrics import clip_psnr  # noqa: E402
 
@@ -148,16 +150,18 @@ def test_test_set_is_frozen_camera_scale_and_disjoint(photos):
     assert mean["mild"] > mean["strong"] + 5
     names = {e["file"].rsplit(".", 1)[0] for e in json.loads((photos / "manifest.json").read_text())["photos"]}
     assert not names & set(data.TEST_IMAGES)
-    gathered = {photo_module.Path(p.path).stem for p in photo_module.PHOTOS}
+    gathered = {p.name for p in photo_module.PHOTOS}
     assert not gathered & set(data.TEST_IMAGES)
-    assert {p.split for p in photo_module.PHOTOS} == {"train", "validation"}
+    assert {p.split for p in photo_module.PHOTOS} == set(photo_module.SPLITS)
 
 
 # The evaluation sets never change: figures in the logs, docs and model card stay comparable across runs and
 # changes to the training data. A change to `plan()` or the renderer that moves a pixel of them fails here.
 FROZEN = {"test": "486622885af0c7f661bf06899c00abcabd35eb838125087d9c6680ab5e85d94b",
           "validation of the stand-in photographs": "32922ee0af6b26d5b8548d81bbda29ea00070e06d2f148dd0a4b38a3f0b076ee",
-          "validation": "fedaec0db8fcbaa5f937987dea27be9b374b5605e9539a57ebafe8973380b75b"}
+          "validation": "fedaec0db8fcbaa5f937987dea27be9b374b5605e9539a57ebafe8973380b75b",
+          "natural of the stand-in photographs": "b9517b0415d1f11c48717dc2926142fa2f2ecefe957d0c6e811b8c4f11feee97",
+          "natural": "520a6744925ba502641bf1797a534ede2edfe38254024398ab8314cc220a34f8"}
 GATHERED = Path(__file__).resolve().parents[1] / "data" / "photos"
 
 
@@ -179,13 +183,49 @@ def test_evaluation_sets_are_frozen_bit_for_bit(photos):
     assert not data.rendering_mismatches(), "not the pinned rendering path: install the project's `export` extra"
     assert data.clips_sha256(data.test_clips()) == FROZEN["test"]
     assert data.clips_sha256(data.validation_clips(photos)) == FROZEN["validation of the stand-in photographs"]
+    assert data.clips_sha256(data.natural_clips(photos)) == FROZEN["natural of the stand-in photographs"]
     if (GATHERED / "manifest.json").is_file():  # a clone with the gathered photographs
         assert data.clips_sha256(data.validation_clips(GATHERED)) == FROZEN["validation"]
+        assert data.clips_sha256(data.natural_clips(GATHERED)) == FROZEN["natural"]
 
 
 def test_validation_set_comes_from_the_held_out_photographs(photos):
     clips = data.validation_clips(photos)
     assert len(clips) == len(data.VALIDATION_KINDS) and all("_p3_" in name for name, _, _ in clips)
+
+
+def test_natural_set_is_a_moderate_and_a_strong_clip_of_each_natural_photograph(photos):
+    names = [name for name, _, _ in data.natural_clips(photos)]
+    assert names == ["moderate_p4_00", "strong_p4_01"]
+
+
+def test_a_run_trains_on_the_collections_up_to_its_own(photos, tmp_path):
+    """Photographs that join in a later collection never reach a run of an earlier one; a folder gathered before
+    collections (no field in its manifest) is collection 1."""
+    later = tmp_path / "photos"
+    later.mkdir()
+    entries = json.loads((photos / "manifest.json").read_text())["photos"]
+    for entry in entries:
+        (later / entry["file"]).write_bytes((photos / entry["file"]).read_bytes())
+    entries.append(write_photo(later, "p5", cv2.imread(str(photos / "p0.jpg")), {
+        "origin": "tests", "license": "CC0-1.0", "split": "train", "collection": 2}))
+    write_manifest(later, [{k: v for k, v in e.items() if e["file"] != "p0.jpg" or k != "collection"}
+                           for e in entries])
+    assert data.Sources.folder(later, "train", collection=1).names == ["p0", "p1", "p2"]
+    assert data.Sources.folder(later, "train", collection=2).names == ["p0", "p1", "p2", "p5"]
+    assert data.Sources.folder(later, "train").names == ["p0", "p1", "p2", "p5"]
+    assert data.Sources.folder(later, "natural").names == ["p4"]
+
+
+def test_the_landing_photographs_carry_their_licences_and_hold_out_two_photographers():
+    land = [p for p in photo_module.PHOTOS if p.collection == 2]
+    assert len(land) == len({p.name for p in land}) >= 150
+    assert {p.name for p in land if p.split == "natural"} == {f"{who}{i}" for who in ("bwerner", "myrabella")
+                                                              for i in range(9)}
+    licences = {p.name: p.license for p in land}
+    assert (licences["bwerner0"], licences["beach7-sfiera"], licences["lava5"], licences["city0"]) == \
+        ("CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC-BY-SA-4.0", "public-domain")
+    assert not {"nasa8", "nasa9", "space6", "earthrise"} & set(licences)
 
 
 def test_gopro_layout_round_trip_and_batches(tmp_path, rng, sources):

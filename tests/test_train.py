@@ -84,6 +84,70 @@ def test_the_harm_term_charges_only_pixels_made_worse_than_the_input(photos):
     assert expected > 0 and losses(10.0) - losses(0.0) == pytest.approx(10 * expected, rel=1e-4)
 
 
+def test_the_border_is_left_out_of_the_loss(photos):
+    """With --border B the loss is the interior's: an output wrong only in the B pixels at the sides costs
+    nothing, and one wrong inside costs what the interior's mean says."""
+    torch.manual_seed(0)
+    model = STRCNN("dtb", m=1, width=8)
+    torch.nn.init.zeros_(model.out_conv.weight)
+    torch.nn.init.zeros_(model.out_conv.bias)
+    blurry, _ = data.synthetic_batch(data.Sources.folder(photos, "train"), 0, 0, 2, 4, (16, 16))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    target = blurry.clone()  # the identity network's output is its input: no loss but where the target differs
+    target[..., :3, :] += 0.5  # wrong in the top three rows
+    assert train_step(model, optimizer, blurry, target, "fp32", border=3)[0] == 0.0
+    assert train_step(model, optimizer, blurry, target, "fp32", border=2)[0] == pytest.approx(0.25 / 12, rel=1e-5)
+
+
+def test_the_annealed_rate_falls_to_zero_along_half_a_cosine():
+    recipe = {"lr": 1e-3, "warmup": 0, "decay_rate": 0.5, "decay_every": 100, "anneal": [100, 300]}
+    assert train_module.lr_at(recipe, 50) == pytest.approx(1e-3 * 0.5 ** 0.5)  # before the arm: the decay
+    assert train_module.lr_at(recipe, 100) == pytest.approx(5e-4)
+    assert train_module.lr_at(recipe, 200) == pytest.approx(2.5e-4)  # halfway: half the rate it started at
+    assert train_module.lr_at(recipe, 300) == train_module.lr_at(recipe, 400) == 0.0
+
+
+def test_an_arm_logs_the_natural_set_and_real_pairs_and_compares_on_its_one_evaluation(photos, tmp_path, capsys):
+    """An arm (--anneal, --border) keeps them in its recipe; every evaluation logs the natural photographs and the
+    real pairs of --gopro beside validation; `export.compare --last 1` judges it on its one evaluation."""
+    rng = np.random.default_rng(0)
+    pairs = tmp_path / "pairs"
+    blurry, sharp = data.render_clip(rng, data.Sources.folder(photos, "train"), 1, (32, 48),
+                                     data.CATEGORIES["strong"])
+    data.write_gopro_layout(pairs, [("Street", blurry, sharp)])
+    out = tmp_path / "arm"
+    train_main([*tiny(photos, out), "--steps", "2", "--anneal", "2", "--border", "2", "--gopro", str(pairs)])
+    recipe = torch.load(out / "last.pt", weights_only=True)["recipe"]
+    assert recipe["anneal"] == [0, 2] and recipe["border"] == 2 and recipe["collection"] == 1
+    log = (out / "log.txt").read_text()
+    assert " h natural gain " in log and " h validation gain " in log
+    assert " h gopro gain " in log and "(the network alone)" in log and "over 1 clips" in log
+    compare_main(["--last", "1", str(out / "log.txt")])
+    printed = capsys.readouterr().out
+    assert "| natural gain | test gain | GoPro gain |" in printed
+    row = next(line for line in printed.splitlines() if line.startswith("| arm |"))
+    assert row.count(" dB") == 4 and "| - |" not in row and "| 1 of 1 |" in row  # validation, natural, test, GoPro
+
+
+def test_a_run_goes_on_with_more_frames_computing_what_it_did(photos, tmp_path):
+    """`widen` gives a checkpoint of m=1 the paper's m=2 with zero weights for the outer frames: the same output
+    from the same centre three frames; a run resumed with --m 2 trains on from there, and fewer frames are refused."""
+    torch.manual_seed(0)
+    narrow = STRCNN("dtb", m=1, width=8)
+    wide = STRCNN("dtb", m=2, width=8)
+    wide.load_state_dict(train_module.widen(narrow.state_dict(), 1, 2))
+    clip = torch.rand(1, 7, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(narrow.run(clip[:, 1:6])[0], wide.run(clip)[0], atol=1e-6)
+    train_main([*tiny(photos, tmp_path / "run"), "--steps", "2", "--ema", "0.9"])
+    train_main([*tiny(photos, tmp_path / "run"), "--steps", "2", "--resume", "--m", "2", "--frames", "6"])
+    checkpoint = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert checkpoint["step"] == 4 and checkpoint["config"]["m"] == 2
+    assert checkpoint["state_dict"]["in_conv.weight"].shape[1] == 15
+    with pytest.raises(SystemExit, match="cannot go on with fewer frames"):
+        train_main([*tiny(photos, tmp_path / "run"), "--steps", "1", "--resume", "--m", "1"])
+
+
 def test_charbonnier_is_l1_with_a_rounded_minimum():
     far, near = torch.tensor([0.5, -0.5]), torch.tensor([0.0, 0.0])
     assert charbonnier(far, near).item() == pytest.approx(0.5, rel=1e-5)
