@@ -1,9 +1,9 @@
 """``python -m export.quality MODEL.onnx``: measure a model's quality as `strcnn eval` does and write it into its
 sidecar's ``quality`` field, where `strcnn info` and the runtime's do-no-harm warning read it.
 
-It scores the frozen test set (`export.data.test_clips`), with ``--photos DIR`` the validation set, and with
-``--gopro DIR`` real blurry/sharp pairs (the GoPro pairs of Nah et al.: reported, never used to choose), on the CPU
-in the model's own precision. A variant (int8, fp16) also gets ``quality_vs_fp32``: its test gain against that of
+It scores the frozen test set (`export.data.test_clips`), with ``--photos DIR`` the validation set and the natural
+photographs (`export.data.natural_clips`), and with ``--gopro DIR`` real blurry/sharp pairs (the GoPro pairs of Nah
+et al.: reported, never used to choose), on the CPU in the model's own precision. A variant (int8, fp16) also gets ``quality_vs_fp32``: its test gain against that of
 the fp32 model beside it.
 
     python -m export.quality weights/strcnn_dtb.onnx --photos data/photos --gopro GOPRO_PAIRS/
@@ -21,14 +21,14 @@ from strcnn_sdk.evaluation import evaluate_clips, evaluate_folder
 from strcnn_sdk.metrics import describe_quality, quality_fields, summarize
 from strcnn_sdk.model import QualityWarning
 
-from .data import test_clips, validation_clips
+from .data import natural_clips, test_clips, validation_clips
 from .onnx import write_sidecar
 
 
 def measure(path: Path, gopro: Path | None = None, photos: Path | None = None) -> dict:
-    """The sidecar ``quality`` of the model at `path`: test-set figures and verdict, the validation set's where the
-    gathered `photos` are given (what the shipping rule and the choice of the default model judge by), GoPro gain
-    where given."""
+    """The sidecar ``quality`` of the model at `path`: test-set figures and verdict, the validation set's (what the
+    shipping rule and the choice of the default model judge by) and the natural photographs' where the gathered
+    `photos` are given, GoPro gain where given."""
     with warnings.catch_warnings():  # the figures being measured replace the ones that warn (when it runs)
         warnings.simplefilter("ignore", UntrainedModelWarning)
         warnings.simplefilter("ignore", QualityWarning)
@@ -37,9 +37,10 @@ def measure(path: Path, gopro: Path | None = None, photos: Path | None = None) -
         quality = {"measured": f"strcnn eval --precision {precision}, CPU: the test set of export/data.py (frozen)",
                    "test": quality_fields(summarize(evaluate_clips(test_clips(), deblurrer, ssim=False)))}
         if photos is not None:
-            quality["measured"] += ", the validation set (export.data.validation_clips)"
-            quality["validation"] = quality_fields(summarize(evaluate_clips(validation_clips(photos), deblurrer,
-                                                                            ssim=False)))
+            quality["measured"] += (", the validation set (export.data.validation_clips), the natural photographs "
+                                    "(export.data.natural_clips)")
+            for name, clips in (("validation", validation_clips), ("natural", natural_clips)):
+                quality[name] = quality_fields(summarize(evaluate_clips(clips(photos), deblurrer, ssim=False)))
         if gopro is not None:
             rows = evaluate_folder(gopro, deblurrer, ssim=False)
             quality["measured"] += ", and real pairs (GoPro, Nah et al., CVPR 2017)"

@@ -149,6 +149,8 @@ def describe_quality(quality: dict | None) -> str:
     if test["near_sharp_min_db"] is not None:
         parts.append(f"{test['near_sharp_clips']} near-sharp clips kept at {test['near_sharp_min_db']:.2f} dB or more")
     parts.append("do-no-harm holds" if test["no_harm"] else f"do-no-harm FAILS: {'; '.join(test['harm'])}")
+    if natural := (quality or {}).get("natural"):
+        parts.append(f"natural photographs {natural['gain_db']:+.3f} dB")
     if gopro:
         parts.append(f"GoPro pairs {gopro['gain_db']:+.3f} dB")
     return ", ".join(parts)

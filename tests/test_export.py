@@ -202,9 +202,10 @@ def test_pytorch_baselines_print_beside_the_sdk(capsys):
     assert "the default here" in out and "cpu:" in out
 
 
-def test_quality_is_measured_into_the_sidecar_with_a_variants_gap_to_fp32(tmp_path, capsys):
+def test_quality_is_measured_into_the_sidecar_with_a_variants_gap_to_fp32(tmp_path, capsys, photos):
     """`python -m export.quality`: the test set scored by the runtime under the do-no-harm rule, written into each
-    sidecar; a variant's sidecar compares its gain with the fp32 model's beside it."""
+    sidecar (with --photos, the validation set and the natural photographs too); a variant's sidecar compares its
+    gain with the fp32 model's beside it."""
     import shutil
     import warnings
 
@@ -221,11 +222,13 @@ def test_quality_is_measured_into_the_sidecar_with_a_variants_gap_to_fp32(tmp_pa
                                                             precision="int8", trained=True, quality=old)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        quality_main([str(fp32), str(variant)])
+        quality_main([str(fp32), str(variant), "--photos", str(photos)])
     assert not [w for w in caught if "figures of weights since replaced" in str(w.message)]  # measured, not warned
     side, other = (json.loads(p.with_suffix(".json").read_text()) for p in (fp32, variant))
     test = side["quality"]["test"]
     assert test["clips"] + test["near_sharp_clips"] == 24 and test["no_harm"] == (not test["harm"])
+    assert side["quality"]["validation"]["clips"] == 5 and side["quality"]["natural"]["clips"] == 2
+    assert "natural photographs" in describe_quality(side["quality"])
     assert "quality_vs_fp32" not in side and other["quality_vs_fp32"]["loss_db"] == 0.0
     assert describe_quality(side["quality"]) in capsys.readouterr().out
 
