@@ -16,8 +16,8 @@ run sees exactly the data an uninterrupted one would. The run writes ``OUT/last.
 optimizer, step, recipe), ``OUT/best.pt`` whenever the validation gain improves among the checkpoints that pass
 the shipping rule against ``--shipped`` (`strcnn_sdk.metrics.ships`), and ``OUT/log.txt`` with the validation,
 natural (`export.data.natural_clips`) and test figures (fp32), that rule's verdict, and with ``--gopro DIR`` the
-gain on real pairs. ``--collection N`` trains on the gathered photographs' collections up to N (a run keeps its
-collection on resume unless told). ``--anneal STEPS`` and ``--border B`` are arms of the recipe (docs/TRAINING.md):
+gain on real pairs. ``--collection N`` trains on the gathered photographs' collections up to N (a new run: all of
+them; a run keeps its collection on resume unless told). ``--anneal STEPS`` and ``--border B`` are arms of the recipe (docs/TRAINING.md):
 the learning rate taken to zero over the next STEPS steps, and a loss that leaves out B pixels at each side of a
 patch. ``--resume`` continues from ``OUT/last.pt`` with the
 recipe stored in it (options given on the command line override it; a checkpoint of another optimiser is
@@ -56,6 +56,7 @@ from .guard import Guard, GuardConfig
 from .health import Firing, census
 from .model import STRCNN, VARIANTS
 from .onnx import load_checkpoint, save_torch
+from .photos import LATEST
 
 PRESETS = {
     "paper": dict(batch=8, frames=13, patch=128, lr=1e-4, decay_every=10_000, decay_rate=0.96, steps=300_000,
@@ -73,7 +74,7 @@ SHARES = {k: getattr(TRAIN_SETTINGS, k)
 # restored frames, the decay of the weights' exponential moving average (0: none; see `Averaged`), and the weight
 # of the harm term (0: none; see `train_step`), the pixels at each side of a patch that the loss leaves out (0: none;
 # see `train_step`), and the steps [start, stop] over which the learning rate anneals to zero ([]: none; see `lr_at`).
-# The collections of gathered photographs a run trains on (`export.photos`): those up to this one.
+# The collections of gathered photographs a run trains on (`export.photos`): those up to this one (a new run: all).
 OPTIONS = {"loss": "mse", "ema": 0.0, "harm": 0.0, "border": 0, "anneal": [], "collection": 1}
 # What a run is, beside the model's constructor arguments: stored in every checkpoint and restored on resume.
 RECIPE = (*PRESETS["paper"], *SHARES, *OPTIONS, "data", "synthesis", "precision", "seed", "device", "weight_decay")
@@ -401,7 +402,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_rng_state(resume["torch_rng"])
     else:
         recipe = {**PRESETS[args.preset or "paper"], **SHARES, **OPTIONS, "data": "synthetic", "synthesis": "auto",
-                  "precision": "auto", "seed": 0, "optimizer": OPTIMIZER, "weight_decay": WEIGHT_DECAY, **given}
+                  "precision": "auto", "seed": 0, "optimizer": OPTIMIZER, "weight_decay": WEIGHT_DECAY,
+                  "collection": LATEST, **given}
         torch.manual_seed(recipe["seed"])
         model = STRCNN(args.variant, m=1 if args.m is None else args.m, width=args.width,
                        residual=not args.no_residual)

@@ -25,6 +25,7 @@ from export.health import Firing, census, dead_channels  # noqa: E402
 from export.model import STRCNN  # noqa: E402
 from export import train as train_module  # noqa: E402
 from export.onnx import load_checkpoint, save_torch  # noqa: E402
+from export.photos import LATEST  # noqa: E402
 from export.train import (LOSSES, WEIGHT_DECAY, Averaged, charbonnier, main as train_main,  # noqa: E402
                           make_optimizer, train_step)
 from strcnn_sdk import Deblurrer, UntrainedModelWarning  # noqa: E402
@@ -118,7 +119,7 @@ def test_an_arm_logs_the_natural_set_and_real_pairs_and_compares_on_its_one_eval
     out = tmp_path / "arm"
     train_main([*tiny(photos, out), "--steps", "2", "--anneal", "2", "--border", "2", "--gopro", str(pairs)])
     recipe = torch.load(out / "last.pt", weights_only=True)["recipe"]
-    assert recipe["anneal"] == [0, 2] and recipe["border"] == 2 and recipe["collection"] == 1
+    assert recipe["anneal"] == [0, 2] and recipe["border"] == 2 and recipe["collection"] == LATEST  # a new run
     log = (out / "log.txt").read_text()
     assert " h natural gain " in log and " h validation gain " in log
     assert " h gopro gain " in log and "(the network alone)" in log and "over 1 clips" in log
