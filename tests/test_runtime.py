@@ -203,7 +203,8 @@ def test_shipped_sidecars_state_their_own_test_verdict_and_gopro_gain(name):
     for precision in ("fp32", "int8", "fp16"):
         side = json.loads(shipped_model_path(precision, name=name).with_suffix(".json").read_text())
         quality = side["quality"]
-        assert set(quality) == {"measured", "test", "gopro"} | ({"validation"} if precision == "fp32" else set())
+        assert set(quality) == {"measured", "test", "gopro"} | ({"validation", "natural"} if precision == "fp32"
+                                                                else set())
         assert f"--precision {precision}" in quality["measured"]
         assert isinstance(quality["test"]["no_harm"], bool) and quality["test"]["no_harm"] == (not quality["test"]["harm"])
         assert isinstance(quality["gopro"]["gain_db"], float)

@@ -241,7 +241,8 @@ def test_train_resume_export_and_run(photos, tmp_path):
     assert resumed["step"] == 3 and resumed["elapsed_s"] >= first["elapsed_s"]
     log = (out / "log.txt").read_text()
     assert "start step 2" in log and "validation gain" in log and "test gain" in log and "data" in log
-    assert log.count("health: dead channels") == 4  # on each evaluation line: validation and test, twice
+    assert log.count("health: dead channels") == 6  # on each evaluation line: validation, natural and test, twice
+    assert log.count(" h natural gain ") == 2
     assert "shipped model (" in log and log.count("shipping rule: ") == 2
     shipping = [line for line in log.splitlines() if "shipping rule: " in line]
     assert all(line.split("rule: ")[1].startswith(("ships", "does not ship")) for line in shipping)
