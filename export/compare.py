@@ -1,8 +1,9 @@
 """``python -m export.compare LOG...``: training runs side by side, judged by their last three validation
 evaluations (one evaluation swings too much to decide anything; ``--last N`` for arms evaluated once at their end):
 the mean gain and its range, by category, the worst clip, how many of them hold do-no-harm, the silent channels,
-and the gains on the natural photographs, the test set and real GoPro pairs (reported, never used to choose). A run with a moving average of its weights (``--ema``) gets a second row for its trained
-weights, from the same evaluations.
+and the gains on the natural photographs, the test set and real GoPro pairs (reported, never used to choose). A
+run with a moving average of its weights (``--ema``) gets a second row for its trained weights, from the same
+evaluations.
 
 With ``--hours STEP`` runs compare at equal training time instead, as runs of different cost per step must (a
 narrower network, another device): each run's validation gain every STEP hours, interpolated between its

@@ -741,10 +741,10 @@ def main(argv: list[str] | None = None) -> None:
         write_sample(args.sample)
         print(f"wrote {args.sample} ({args.sample.stat().st_size / 1e6:.2f} MB)")
         return
-    kind, folder = next((k, f) for k, f in (("test", args.test), ("validation", args.validation),
-                                            ("natural", args.natural)) if f)
-    clips = {"test": test_clips, "validation": lambda: validation_clips(args.photos),
-             "natural": lambda: natural_clips(args.photos)}[kind]()
+    kind = next(k for k in ("test", "validation", "natural") if getattr(args, k))
+    folder = getattr(args, kind)
+    clips = test_clips() if kind == "test" else {"validation": validation_clips, "natural": natural_clips}[kind](
+        args.photos)
     write_gopro_layout(folder, clips)
     print(f"wrote {len(clips)} {kind} clips of {len(clips[0][1])} frames to {folder}")
 

@@ -3,8 +3,8 @@ sidecar's ``quality`` field, where `strcnn info` and the runtime's do-no-harm wa
 
 It scores the frozen test set (`export.data.test_clips`), with ``--photos DIR`` the validation set and the natural
 photographs (`export.data.natural_clips`), and with ``--gopro DIR`` real blurry/sharp pairs (the GoPro pairs of Nah
-et al.: reported, never used to choose), on the CPU in the model's own precision. A variant (int8, fp16) also gets ``quality_vs_fp32``: its test gain against that of
-the fp32 model beside it.
+et al.: reported, never used to choose), on the CPU in the model's own precision. A variant (int8, fp16) also
+gets ``quality_vs_fp32``: its test gain against that of the fp32 model beside it.
 
     python -m export.quality weights/strcnn_dtb.onnx --photos data/photos --gopro GOPRO_PAIRS/
 """
