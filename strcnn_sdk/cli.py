@@ -1,34 +1,27 @@
-"""The `strcnn` command line: deblur videos and image sequences, and inspect, benchmark and evaluate models."""
+"""The `strcnn` command line: its commands and their options. Deblur videos and image sequences, and inspect,
+benchmark (`benchmarks`) and evaluate models; what the commands share at the terminal is in `console`."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import platform
-import signal
 import sys
-import tempfile
 import time
-import warnings
-from contextlib import contextmanager
-from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
-import numpy as np
 import onnxruntime as ort
 import typer
 
-from . import __version__
+from . import __version__, benchmarks
+from .console import ProgressBar, catch_signals, fail, job_summary, load_model, warnings_as_lines, write_report
 from .deblurrer import Deblurrer
-from .model import (_PROVIDER_NAMES, Model, QualityWarning, UntrainedModelWarning, cuda_usable, default_model,
-                    nvidia_driver_present, planned_model, shipped_default, shipped_model_path, shipped_models,
-                    shipped_name, show_onnxruntime_log)
 from .jobs import STATUSES
 from .metrics import describe_quality
+from .model import (Model, default_model, nvidia_driver_present, shipped_default, shipped_models, shipped_name,
+                    show_onnxruntime_log)
 from .settings import Settings
-from .system import cpu_flags, median_seconds, rss_mib, write_atomic
-from .video import Encoding, MediaError, MediaWarning, OutputClosed, Reader, is_video_path
+from .system import cpu_flags, rss_mib
+from .video import MediaError, OutputClosed, is_video_path
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Online video deblurring (STRCNN+DTB) over ONNX Runtime.")
@@ -46,40 +39,6 @@ PrecisionOption = Annotated[str, typer.Option(metavar="NAME",
                                                     "CUDA, else fp32), fp32, int8 or fp16")]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print a one-line error and return the exit to raise."""
-    typer.echo(f"strcnn: error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def load_model(model: str | None, provider: str, threads: int | None, precision: str, warn: bool = True) -> Model:
-    """Load a model for a command, turning a bad file or option into a one-line error, and printing the load's
-    warnings (unless `warn` is False: a model loaded again). fp16 is a GPU format: the shipped fp16 variant on the
-    CPU provider is refused (it runs slower than fp32 there); an fp16 file given with --model still runs."""
-    def fp16_on_cpu() -> typer.Exit:
-        return fail("--precision fp16 is for GPUs: on the CPU it runs slower than fp32; use --precision auto or fp32")
-
-    shipped = shipped_name(model) is not None
-    if shipped and precision == "fp16":
-        try:
-            first = planned_model(model, provider, precision)[1]
-        except (ValueError, TypeError) as e:
-            raise fail(str(e)) from None
-        if first == "CPUExecutionProvider":
-            raise fp16_on_cpu()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            loaded = Model(model, providers=provider, threads=threads, precision=precision)
-        except (FileNotFoundError, ValueError, TypeError) as e:
-            raise fail(str(e)) from None
-    for w in caught if warn else ():
-        typer.echo(f"strcnn: warning: {w.message}", err=True)
-    if shipped and precision == "fp16" and loaded.provider == "CPUExecutionProvider":  # CUDA fell back
-        raise fp16_on_cpu()
-    return loaded
-
-
 CodecOption = Annotated[Optional[str], typer.Option(metavar="NAME",
                                                     help="video encoder (default: libx264; libvpx-vp9 for .webm)")]
 CrfOption = Annotated[int, typer.Option(metavar="N", help="quality: lower is better and larger")]
@@ -95,7 +54,8 @@ TileOption = Annotated[str, typer.Option(metavar="PIXELS",
 StrengthOption = Annotated[float, typer.Option(metavar="S", min=0.0, max=1.0,
                                                help="how much of the model's correction to apply: 0 leaves the "
                                                     "input as it is, 1 is the model's output")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress, and no warning that the model does "
+                                                                 "not meet its quality rule")]
 
 
 def _tile(tile: str, model: Model | None = None) -> int | str | None:
@@ -159,10 +119,10 @@ def deblur(
     """Deblur a video, a live stream or an image sequence into a video, a stream or a folder of PNGs.
 
     A live input stopped with Ctrl-C keeps what was deblurred until then; an interrupted file leaves nothing."""
-    from .pipeline import check_run, deblur_video
+    from .pipeline import check_run
 
     show_onnxruntime_log(verbose)
-    stopped, passed = _catch_signals(), [0]
+    stopped, passed = catch_signals(), [0]
     tiles, options = _tile(tile), _key_values(input_option or [])
     if source == "-" and sys.stdin.isatty():
         raise fail("standard input (-) is a terminal; pipe a video into it, e.g. ffmpeg -i in.mp4 -f matroska - | "
@@ -174,17 +134,17 @@ def deblur(
                         crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side,
                         format=format, overwrite=force)
     try:
-        check_run(source, output, settings)  # before the model loads
+        plan = check_run(source, output, settings)  # before the model loads
         if model is None and realtime:
             model = _realtime_model(provider, quiet)
         loaded = load_model(model, provider, threads, precision)
         _tile(tile, loaded)
-        with _warnings_as_lines(quiet), _progress(quiet) as bar:
+        with warnings_as_lines(quiet), ProgressBar(quiet) as bar:
             def progress(done: int, total: int | None, through: int | None = None) -> None:
                 passed[0] = through or 0
                 bar(done, total, "" if through is None else f"{through} passed through")
 
-            count = deblur_video(source, output, model=loaded, settings=settings, progress=progress)
+            count = plan.run(loaded, progress)
     except OutputClosed as e:  # e.g. the player at the end of a pipe was quit: an ending, not a failure
         typer.echo(f"strcnn: {e}; stopped", err=True)
         return
@@ -222,75 +182,6 @@ def _key_values(pairs: list[str]) -> dict[str, str]:
             raise fail(f"--input-option must look like KEY=VALUE (e.g. rtsp_transport=tcp), got {pair!r}")
     return dict(pair.split("=", 1) for pair in pairs)
 
-
-def _catch_signals() -> list[int]:
-    """Make Ctrl-C and a kill (SIGTERM) raise KeyboardInterrupt, so that both clean up alike (a background job
-    started with Ctrl-C ignored keeps ignoring it); returns the list that the signals received are added to."""
-    received: list[int] = []
-
-    def interrupt(signum: int, frame: object) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, interrupt)
-    return received
-
-
-@contextmanager
-def _warnings_as_lines(quiet: bool = False) -> Iterator[None]:
-    """Show warnings (a stream left out, a re-encoded track, HDR input, the model's QualityWarning when it first
-    runs) as one `strcnn: warning:` line each; `quiet` (-q) silences the QualityWarning, as Python's warning
-    filters (PYTHONWARNINGS) do."""
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        typer.echo(f"strcnn: warning: {message}", err=True)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", MediaWarning)
-        if quiet:
-            warnings.simplefilter("ignore", QualityWarning)
-        warnings.showwarning = show
-        yield
-
-
-class _progress:
-    """Progress on stderr: a bar with frames, fps and ETA on a terminal, else a line every few seconds (for logs
-    and pipes); nothing when quiet."""
-
-    EVERY_S = 5.0
-
-    def __init__(self, quiet: bool) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        console = Console(stderr=True)
-        self.lines = not quiet and not console.is_terminal
-        self.bar = Progress(TextColumn("deblurring"), BarColumn(), TextColumn("{task.fields[count]} frames"),
-                            TextColumn("{task.fields[fps]} fps"), TextColumn("{task.fields[note]}"),
-                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                            disable=quiet or self.lines)
-        self.task = self.bar.add_task("deblur", total=None, fps="-", note="", count="0")
-        self.start = self.last_line = time.perf_counter()
-
-    def __enter__(self):
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.bar.stop()
-
-    def __call__(self, done: int, total: int | None, note: str = "", estimate: bool = False) -> None:
-        """`done` of `total` frames (None: unknown; `estimate`: shown as ~total) written; `note` is shown beside,
-        e.g. the videos done."""
-        now = time.perf_counter()
-        fps = done / max(now - self.start, 1e-9)
-        count = f"{done}/{'~' if estimate else ''}{total}" if total else f"{done}"
-        self.bar.update(self.task, completed=done, total=total, fps=f"{fps:.1f}", note=note, count=count)
-        if self.lines and now - self.last_line >= self.EVERY_S:
-            self.last_line = now
-            eta = f", ETA {'~' if estimate else ''}{(total - done) / fps:.0f} s" if total and fps > 0 else ""
-            typer.echo(f"deblurring: {count} frames, {fps:.2f} fps{eta}{f', {note}' if note else ''}", err=True)
 
 
 @app.command("deblur-many", short_help="Deblur many videos into one folder, as a job that resumes.", help=(
@@ -347,16 +238,16 @@ def deblur_many(
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
-    from .many import check_job, deblur_many as run
+    from .many import check_job
 
     show_onnxruntime_log(verbose)
-    _catch_signals()
+    catch_signals()
     settings = Settings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, audio=audio, side_by_side=side_by_side,
                         tile=_tile(tile), strength=strength)
     try:
-        check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
-                  gpus_per_worker=gpus_per_worker, settings=settings)  # before the model loads
-        with _warnings_as_lines(quiet), _progress(quiet) as bar:
+        job = check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
+                        gpus_per_worker=gpus_per_worker, settings=settings)  # before the model loads
+        with warnings_as_lines(quiet), ProgressBar(quiet) as bar:
             loaded = model if ray else load_model(model, provider, threads, precision)
             if not ray:
                 _tile(tile, loaded)
@@ -366,47 +257,20 @@ def deblur_many(
                     estimate=not job.frames_exact)
 
             start = time.perf_counter()
-            results = run(inputs, out, model=loaded, providers=provider, threads=threads, precision=precision,
-                          suffix=suffix, ext=ext, force=force, jobs=jobs, ray=ray, workers=workers,
-                          gpus_per_worker=gpus_per_worker, progress=progress, settings=settings)
+            results = job.run(loaded, provider, threads, precision, force, progress)
     except MediaError as e:
         raise fail(str(e)) from None
     for result in results:
         for warning in result.warnings:
             typer.echo(f"strcnn: warning: {result.source}: {warning}", err=True)
     counts = {status: sum(result.status == status for result in results) for status in STATUSES}
-    _summary(results, counts, time.perf_counter() - start)
+    job_summary(results, counts, time.perf_counter() - start)
     if report is not None:
-        _write_report(report, results, counts)
+        write_report(report, results, counts)
     if any(result.status == "cancelled" for result in results):
         raise fail("interrupted; the videos done are kept, run the same command again to go on", 130)
     if any(result.status == "failed" for result in results):
         raise typer.Exit(1)
-
-
-def _summary(results: list, counts: dict[str, int], seconds: float) -> None:
-    """The job's table on standard output: each video's end, frames, time and speed, and the totals over the job's
-    `seconds`."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("input", "result", "frames", "seconds", "fps", "note", box=None, pad_edge=False)
-    for result in results:
-        table.add_row(result.source, result.status, "-" if result.frames is None else str(result.frames),
-                      f"{result.seconds:.1f}", "-" if result.fps is None else f"{result.fps:.2f}", result.note)
-    Console(width=max(Console().width, 160), soft_wrap=True).print(table)
-    frames = sum(result.frames or 0 for result in results)
-    typer.echo(", ".join(f"{n} {status}" for status, n in counts.items() if n) +
-               f"; {frames} frames deblurred in {seconds:.1f} s ({frames / max(seconds, 1e-9):.2f} fps)")
-
-
-def _write_report(path: Path, results: list, counts: dict[str, int]) -> None:
-    """The summary as JSON, written atomically: one entry per video and the counts of each end."""
-    videos = [dict(dataclasses.asdict(result), fps=result.fps) for result in results]
-    try:
-        write_atomic(path, (json.dumps({"videos": videos, "counts": counts}, indent=2) + "\n").encode())
-    except OSError as e:
-        raise fail(f"{path}: the report could not be written ({e.strerror or e})") from None
 
 
 @app.command(short_help="Versions, CPU, providers, the model's facts and the shipped models.")
@@ -439,32 +303,7 @@ def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: 
         vs = meta["quality_vs_fp32"]
         typer.echo(f"  {meta['precision']} against fp32: test gain {vs['test_gain_db']:+.3f} dB against "
                    f"{vs['fp32_test_gain_db']:+.3f} dB")
-    _shipped_models(provider, threads, precision, loaded)
-
-
-def _shipped_models(provider: str, threads: int | None, precision: str, opened: Model,
-                    size: tuple[int, int] = (640, 480)) -> None:
-    """A line per shipped model: the file that runs here with `provider` and `precision`, its frames per second
-    at `size` on this machine (a warm-up and two runs: a first look; `strcnn bench` measures), its test-set gain
-    and do-no-harm verdict, and its card. `opened`, the model `info` loaded, serves where it is that file, and is
-    closed with the others."""
-    width, height = size
-    typer.echo(f"shipped models (--model NAME), frames a second at {width}x{height} on this machine:")
-    for name, entry in shipped_models().items():
-        same = opened.path == planned_model(name, provider, precision)[0]
-        loaded = opened if same else load_model(name, provider, threads, precision, warn=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", QualityWarning)  # timed, not used: its verdict is on this line
-            fps = _model_fps(loaded, height, width, 2)
-        test = (loaded.meta.get("quality") or {}).get("test")
-        quality = "quality not measured" if not test else (
-            f"test set {test['gain_db']:+.3f} dB, do-no-harm {'holds' if test['no_harm'] else 'FAILS'}")
-        roles = ", ".join(role for role, realtime in (("the default", False), ("--realtime on the CPU", True))
-                          if shipped_default(realtime) == name)
-        typer.echo(f"  {name}{f' ({roles})' if roles else ''}: {loaded.path.name}, width {loaded.meta['width']}, "
-                   f"{fps:.2f} fps; {quality}; {entry['card']}")
-        loaded.close()
-    opened.close()
+    benchmarks.shipped_speeds(provider, threads, precision, loaded)
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -513,313 +352,36 @@ def bench(
     live_rate: Annotated[float, typer.Option(metavar="FPS", min=1,
                                              help="frame rate of the live source of --live")] = 25.0,
     live_frames: Annotated[int, typer.Option(metavar="N", min=5, help="frames of each --live measurement")] = 50,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Frames per second of the model alone and through the Deblurrer, and of the video pipeline."""
     show_onnxruntime_log(verbose)
     typer.echo(f"cpu: {cpu_flags()}; onnxruntime {ort.__version__}; rss {rss_mib():.0f} MiB")
     models = model or list(shipped_models())
-    with _warnings_as_lines():  # a model's QualityWarning, when it first runs, as one line
+    with warnings_as_lines(quiet):  # a model's QualityWarning, when it first runs, as one line
         if tiling:
             first_precision = precisions.split(",")[0]
-            _bench_tiling(load_model(models[0], providers.split(",")[0], threads, first_precision), tiling_frames)
-            _bench_tiled_memory(models[0], threads)
+            benchmarks.tiling(load_model(models[0], providers.split(",")[0], threads, first_precision), tiling_frames)
+            benchmarks.tiled_memory(models[0], threads)
             return
         if many:
-            _bench_many(models[0], threads, many, many_frames)
+            benchmarks.many(models[0], threads, many, many_frames)
             return
         if live:
-            _bench_live(models, threads, [_parse_size(size) for size in sizes.split(",")], live_rate, live_frames,
-                        preset)
+            benchmarks.live(models, threads, [_parse_size(size) for size in sizes.split(",")], live_rate, live_frames,
+                            preset)
             return
-        first_model, provider, precision = _bench_rows(models, threads, providers.split(","), precisions.split(","),
-                                                       [_parse_size(size) for size in sizes.split(",")], runs)
+        first_model, provider, precision = benchmarks.rows(models, threads, providers.split(","),
+                                                           precisions.split(","),
+                                                           [_parse_size(size) for size in sizes.split(",")], runs, quiet)
         if not (stream_steps or pipeline):
             return
         first = load_model(first_model, provider, threads, precision, warn=False)  # its warnings were printed above
         if stream_steps:
-            _bench_memory(first, _parse_size(stream_size), stream_steps)
+            benchmarks.memory(first, _parse_size(stream_size), stream_steps)
         if pipeline:
-            _bench_pipeline(pipeline_source, pipeline_frames, preset, first, model_frames)
-
-
-def _moving_clip(frames: int, width: int, height: int, seed: int = 1):
-    """A synthetic clip of smooth random detail panning sideways, frame by frame (uint8 RGB)."""
-    import cv2
-
-    base = cv2.resize(np.random.default_rng(seed).integers(0, 256, (height // 8, width // 8, 3), np.uint8),
-                      (width, height), interpolation=cv2.INTER_CUBIC)
-    return (np.roll(base, 4 * i, axis=1) for i in range(frames))
-
-
-def _synthetic_video(path: Path, frames: int, width: int, height: int, seed: int = 1) -> Path:
-    """Write a `_moving_clip` as a 25 fps H.264 video (fast preset) for a benchmark; returns its path."""
-    from .video import Colour, Source, open_atomic
-
-    info = Source(path, width, height, frames, Fraction(25), Fraction(1, 25), Colour.default(height))
-    with open_atomic(path, info, Encoding(preset="ultrafast"), width) as writer:
-        for i, rgb in enumerate(_moving_clip(frames, width, height, seed)):
-            writer.write(rgb, i)
-    return path
-
-
-def _bench_many(model: str | None, threads: int | None, videos: int, frames: int) -> None:
-    """Videos per hour of `deblur-many` over the same short clips, on this machine and on a local Ray instance."""
-    from .many import deblur_many
-
-    width, height = 320, 240
-    with tempfile.TemporaryDirectory() as tmp:
-        clips = Path(tmp) / "clips"
-        clips.mkdir()
-        for i in range(videos):
-            _synthetic_video(clips / f"clip{i}.mp4", frames, width, height, seed=i)
-        arms = [("this machine, one video after another", None)]
-        try:
-            from .cluster import connect
-
-            start = time.perf_counter()
-            connect("local")
-            typer.echo(f"Ray {__import__('ray').__version__}: local instance started in "
-                       f"{time.perf_counter() - start:.1f} s (not counted below)")
-            arms.append(("Ray local, one worker per core", "local"))
-        except (ImportError, MediaError) as e:
-            typer.echo(f"Ray local: not measured ({e})")
-        rates = []
-        for name, ray in arms:
-            start = time.perf_counter()
-            results = deblur_many([clips], Path(tmp) / f"out-{len(rates)}", model=model, threads=threads, ray=ray)
-            seconds = time.perf_counter() - start
-            done = sum(result.status == "done" for result in results)
-            rates.append(done / seconds * 3600)
-            typer.echo(f"deblur-many {videos} clips of {frames} frames at {width}x{height}, {name}: {done} done in "
-                       f"{seconds:.1f} s = {rates[-1]:.0f} videos/hour")
-        if len(rates) == 2:
-            typer.echo(f"Ray local / this machine: {rates[1] / rates[0]:.2f}x")
-
-
-def _bench_live(models: list[str], threads: int | None, sizes: list[tuple[int, int]], rate: float, frames: int,
-                preset: str) -> None:
-    """Live deblurring of FFmpeg's test source into a file, per provider, model and size: the sustainable frame
-    rate (the source unpaced), then the latency of each frame with the source paced at `rate`, without and with
-    --realtime. A frame's latency runs from when the paced source releases it to when its deblurred frame goes
-    to the encoder, so it includes the model's one frame of look-ahead."""
-    typer.echo(f"live: lavfi testsrc2, {frames} frames a figure, libx264 {preset} tuned for zero latency")
-    for provider in ("cpu", "cuda"):
-        if provider == "cuda" and not cuda_usable():
-            typer.echo("cuda: not measured (needs onnxruntime-gpu and an NVIDIA GPU with its driver; not usable here)")
-            continue
-        for model in models:
-            loaded = load_model(model, provider, threads, "auto")
-            _bench_live_model(loaded, provider, sizes, rate, frames, preset)
-            loaded.close()
-
-
-def _bench_live_model(loaded: Model, provider: str, sizes: list[tuple[int, int]], rate: float, frames: int,
-                      preset: str) -> None:
-    """`_bench_live`'s figures of one model on one provider."""
-    from .pipeline import deblur_video
-
-    if loaded.provider != _PROVIDER_NAMES[provider]:
-        typer.echo(f"{provider}: not measured (ONNX Runtime fell back to {loaded.provider})")
-        return
-    for width, height in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            def run(count: int, paced: bool, realtime: bool = False) -> tuple[list[float], int]:
-                """When each frame went to the encoder, in seconds from the start, and the frames passed
-                through."""
-                source = f"lavfi:testsrc2=size={width}x{height}:rate={rate}{',realtime' if paced else ''}"
-                written, passed = [], [0]
-
-                def progress(done: int, total: int | None, through: int = 0) -> None:
-                    written.append(time.perf_counter() - start)
-                    passed[0] = through
-
-                start = time.perf_counter()
-                deblur_video(source, Path(tmp) / "live.mkv", model=loaded, preset=preset, frames=count,
-                             realtime=realtime, progress=progress, overwrite=True)
-                return written, passed[0]
-
-            run(3, paced=False)  # warm-up: the session's first runs are slower
-            unpaced, _ = run(frames, paced=False)
-            sustainable = (frames - 1) / (unpaced[-1] - unpaced[0])
-            figures = []
-            for realtime in (False, True):
-                written, passed = run(frames, paced=True, realtime=realtime)
-                latency = [t - i / rate for i, t in enumerate(written)]  # frame i is released at i / rate
-                figures.append(f"{'with' if realtime else 'without'} --realtime latency median "
-                               f"{1000 * float(np.median(latency)):.0f} ms, p99 "
-                               f"{1000 * float(np.percentile(latency, 99)):.0f} ms"
-                               + (f", {passed} of {frames} frames passed through" if realtime else ""))
-            typer.echo(f"{loaded.path.name} on {loaded.provider} {width}x{height}: sustainable "
-                       f"{sustainable:.2f} fps; source at {rate:g} fps: {'; '.join(figures)}")
-
-
-def _bench_tiling(model: Model, frames: int) -> None:
-    """PSNR between the tiled and the untiled output of one 1280x720 stream, frame by frame."""
-    from .deblurrer import TILE
-
-    untiled, tiled = Deblurrer(model, tile=None), Deblurrer(model, tile=TILE)
-    errors, start = [], time.perf_counter()
-
-    def compare(a: np.ndarray | None, b: np.ndarray | None) -> None:
-        if a is not None:
-            errors.append(np.mean((a.astype(np.float32) - b) ** 2))
-
-    for frame in _moving_clip(frames, 1280, 720):
-        compare(untiled.push(frame), tiled.push(frame))
-    for a, b in zip(untiled.flush(), tiled.flush()):
-        compare(a, b)
-    psnr = [10 * np.log10(255 ** 2 / max(e, 1e-10)) for e in errors]
-    typer.echo(f"tiling ({TILE} px tiles) against untiled, {model.path.name} ({model.meta['precision']}, "
-               f"{'trained' if model.trained else 'random weights'}), {len(errors)} frames of 1280x720: PSNR "
-               f"{10 * np.log10(255 ** 2 / max(np.mean(errors), 1e-10)):.2f} dB over the stream, worst frame "
-               f"{min(psnr):.2f} dB, last frame {psnr[-1]:.2f} dB ({time.perf_counter() - start:.0f} s)")
-
-
-def _bench_tiled_memory(model: str | None, threads: int | None) -> None:
-    """Peak resident memory of a fresh process deblurring 3840x2160 frames with tiles, the fp32 model."""
-    import subprocess
-
-    code = ("import resource, sys, warnings; import numpy as np; from strcnn_sdk import Deblurrer, Model\n"
-            "warnings.simplefilter('ignore')\n"
-            "path, threads = sys.argv[1] or None, int(sys.argv[2]) or None\n"
-            "d = Deblurrer(Model(path, providers='cpu', threads=threads, precision='fp32'))\n"
-            "frame = np.random.default_rng(0).integers(0, 256, (2160, 3840, 3), np.uint8)\n"
-            "[d.push(frame) for _ in range(4)]\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(d._tiling))")
-    start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-c", code, str(model or ""), str(threads or 0)], capture_output=True,
-                         text=True)
-    if run.returncode:
-        raise fail(f"the 3840x2160 memory check failed: {run.stderr.strip().splitlines()[-1]}")
-    peak, tiles = run.stdout.split()
-    typer.echo(f"3840x2160 fp32, tiled automatically ({tiles} tiles), 4 frames: peak rss {float(peak):.0f} MiB "
-               f"({(time.perf_counter() - start) / 4:.1f} s a frame)")
-
-
-def _bench_rows(models: list[str], threads: int | None, providers: list[str], precisions: list[str],
-                sizes: list[tuple[int, int]], runs: int) -> tuple[str, str, str]:
-    """One row per model, configuration and size: the bare session's and the Deblurrer's frames per second. A
-    configuration that loads what an earlier one loaded (auto is int8 on such a CPU) is measured once; each
-    session is released when its rows are done, so that the peak memory is about one session's. Says which row
-    runs and, after each, about how long the rest will take (time grows with pixels); then, with several models,
-    how each compares with the first in the same precision, provider and size. Returns the first (model,
-    provider, precision), which the later checks use."""
-    rng = np.random.default_rng(0)
-    configs, measured = [], {}
-    for model, provider, precision in ((m, p, q) for m in models for p in providers for q in precisions):
-        try:
-            key = planned_model(model, provider, precision)
-        except (ValueError, TypeError) as e:
-            raise fail(str(e)) from None
-        said = f"{model} in {precision} on {provider}"
-        if key in measured:
-            typer.echo(f"{said} is {measured[key]} here (the same model file on the same provider): measured once, "
-                       f"as {measured[key]}")
-        else:
-            measured[key] = said
-            configs.append((model, provider, precision))
-    total, row, start, done_pixels = len(configs) * len(sizes), 0, time.perf_counter(), 0
-    all_pixels = len(configs) * sum(w * h for w, h in sizes)
-    rates = {}  # (model, provider, loaded precision, size) -> (model fps, Deblurrer fps)
-    for model, provider, precision in configs:
-        loaded = load_model(model, provider, threads, precision)
-        what = f"{loaded.path.name} ({precision}) on {loaded.provider}"
-        for width, height in sizes:
-            row += 1
-            typer.echo(f"row {row}/{total}: {what} {width}x{height}")
-            bare = 1 / _model_fps(loaded, height, width, runs)
-            frame = rng.integers(0, 256, (height, width, 3), np.uint8)
-            deblurrer = Deblurrer(loaded)
-            streamed = median_seconds(lambda: deblurrer.push(frame), runs)
-            rates[model, loaded.provider, loaded.meta["precision"], (width, height)] = (1 / bare, 1 / streamed)
-            done_pixels += width * height
-            left = all_pixels - done_pixels
-            per_pixel = (time.perf_counter() - start) / done_pixels
-            overhead = 100 * (streamed / bare - 1)  # below 1% (or negative) the two medians differ by noise alone
-            cost = f"overhead {overhead:.1f}% of the bare session's time" if overhead >= 1 else \
-                "overhead under 1% of the bare session's time, within the timing noise"
-            typer.echo(f"{what} {width}x{height}: model {1 / bare:.2f} fps, Deblurrer.push {1 / streamed:.2f} fps "
-                       f"({cost}), rss {rss_mib():.0f} MiB"
-                       + (f"; about {per_pixel * left:.0f} s left" if left else ""))
-        loaded.close()
-    for (model, provider, precision, (width, height)), (bare, streamed) in rates.items():
-        reference = rates.get((models[0], provider, precision, (width, height)))
-        if model != models[0] and reference:
-            typer.echo(f"{model} against {models[0]}, {precision} on {provider} at {width}x{height}: "
-                       f"{bare / reference[0]:.2f}x the frames a second (model), {streamed / reference[1]:.2f}x "
-                       "(Deblurrer.push)")
-    return configs[0]
-
-
-def _model_fps(model: Model, height: int, width: int, runs: int) -> float:
-    """Frames per second of the bare session (Model.run) at a frame size, median of `runs` after a warm-up."""
-    planar = np.random.default_rng(0).random((1, 3 * model.window, *model.padded_size(height, width)), np.float32)
-    state = model.zero_state(1, *planar.shape[2:])
-    return 1 / median_seconds(lambda: model.run(planar, state), runs)
-
-
-def _bench_memory(model: Model, size: tuple[int, int], steps: int) -> None:
-    """Resident memory over a long stream: after warm-up, at the start and at the end."""
-    width, height = size
-    frames = np.random.default_rng(2).integers(0, 256, (8, height, width, 3), np.uint8)
-    deblurrer = Deblurrer(model)
-    for frame in frames:
-        deblurrer.push(frame)
-    start = rss_mib()
-    for i in range(steps):
-        deblurrer.push(frames[i % len(frames)])
-    typer.echo(f"stream of {steps} steps at {width}x{height} ({model.meta['precision']}): rss {start:.1f} MiB after "
-               f"warm-up, {rss_mib():.1f} MiB at the end ({rss_mib() - start:+.1f} MiB)")
-
-
-def _bench_pipeline(source: Path | None, frames: int, preset: str, model: Model, model_frames: int) -> None:
-    """The pipeline with an identity model against the encoder alone on the same frames (a video file's, or a
-    synthetic 1280x720 clip's), and the pipeline with the real model against the model alone."""
-    import av
-
-    from .pipeline import deblur_video
-    from .video import Frame, Source, open_atomic
-
-    encoding = Encoding(preset=preset)
-
-    def encode(path: Path, info: Source, frames: list[Frame], settings: Encoding) -> float:
-        """Write frames as a video; returns frames per second."""
-        start = time.perf_counter()
-        with open_atomic(path, info, settings, info.width) as writer:
-            for frame in frames:
-                writer.write(frame.rgb, frame.pts)
-        return len(frames) / (time.perf_counter() - start)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        if source is None:
-            source = _synthetic_video(Path(tmp) / "source.mp4", frames, 1280, 720)
-        with Reader(source) as reader:
-            clip = [item for item in reader if isinstance(item, Frame)]
-            info = dataclasses.replace(reader.source, copy_streams=[])  # video only, as the encoder alone
-        encoder = encode(Path(tmp) / "encoder.mp4", info, clip, encoding)
-
-        def through(path: Path, model: Model) -> float:
-            start = time.perf_counter()
-            count = deblur_video(path, Path(tmp) / "out.mp4", model=model, preset=preset)
-            (Path(tmp) / "out.mp4").unlink()
-            return count / (time.perf_counter() - start)
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UntrainedModelWarning)
-            identity = Model(shipped_model_path().with_name("identity.onnx"), providers="cpu")
-        whole = through(source, identity)
-        size = f"{info.width}x{info.height}"
-        typer.echo(f"pipeline {size} {source.name if source.parent != Path(tmp) else 'synthetic'}, libx264 {preset} "
-                   f"(PyAV {av.__version__}): encoder alone {encoder:.1f} fps, decode + identity model + encode "
-                   f"{whole:.1f} fps ({100 * whole / encoder:.0f}% of the encoder)")
-        if model_frames:
-            short = Path(tmp) / "short.mp4"
-            encode(short, info, clip[:model_frames], Encoding(preset="ultrafast"))
-            alone = _model_fps(model, info.height, info.width, 3)
-            real = through(short, model)
-            typer.echo(f"pipeline {size} with the model ({model.meta['precision']}): model alone {alone:.3f} fps, "
-                       f"decode + model + encode {real:.3f} fps ({100 * real / alone:.0f}% of the model alone)")
+            benchmarks.pipeline(pipeline_source, pipeline_frames, preset, first, model_frames)
 
 
 @app.command("eval", short_help="PSNR and SSIM of the model's output against the blurry input.")
@@ -832,6 +394,7 @@ def evaluate(
     threads: ThreadsOption = None,
     precision: PrecisionOption = "auto",
     ssim: Annotated[bool, typer.Option(help="also SSIM (needs scikit-image)")] = True,
+    quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """PSNR (and SSIM) of the model's output and of the blurry input against the sharp frames."""
@@ -841,7 +404,7 @@ def evaluate(
 
     loaded = load_model(model, provider, threads, precision)
     try:
-        with _warnings_as_lines():
+        with warnings_as_lines(quiet):
             rows = evaluate_folder(data, Deblurrer(loaded), ssim=ssim)
     except (MediaError, ValueError, ImportError) as e:
         raise fail(str(e)) from None

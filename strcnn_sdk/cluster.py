@@ -20,14 +20,14 @@ from typing import Sequence
 
 from .jobs import Result, Tally, Task, run_one, warnings_per_video
 from .model import Model, shipped_name
-from .settings import Settings
 from .video import MediaError
 
 
-def _worker(model: str | None, providers: str | Sequence, threads: int, precision: str, force: bool,
-            settings: Settings) -> type:
-    """The class of the Ray Data actors: one model, loaded when the actor starts, deblurring one video per row.
-    The settings travel inside the class (pickled with it), not as constructor arguments in the object store."""
+def _worker(tasks: list[Task], model: str | None, providers: str | Sequence, threads: int, precision: str,
+            force: bool) -> type:
+    """The class of the Ray Data actors: one model, loaded when the actor starts, deblurring one video per row
+    (a row is the index of its task). The tasks, with their checked plans, travel inside the class (pickled with
+    it), not as rows or constructor arguments in the object store."""
 
     class Worker:
         def __init__(self) -> None:
@@ -38,12 +38,12 @@ def _worker(model: str | None, providers: str | Sequence, threads: int, precisio
                 self.error = f"the model could not be loaded on {os.uname().nodename}: {e}"
 
         def __call__(self, row: dict) -> dict:
-            task = Task(**row)
+            task = tasks[row["index"]]
             if self.model is None:
                 result = Result(task.source, task.output, "failed", self.error)
             else:
                 with warnings_per_video():
-                    result = run_one(task, self.model, settings, force)
+                    result = run_one(task, self.model, force)
             return {"result": json.dumps(asdict(result))}  # one column: rows of any outcome share one schema
 
     return Worker
@@ -87,8 +87,8 @@ def _check_reachable(address: str) -> None:
 
 
 def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | str | os.PathLike | None,
-               providers: str | Sequence, threads: int | None, precision: str, force: bool, settings: Settings,
-               workers: int | None, gpus_per_worker: float) -> list[Result]:
+               providers: str | Sequence, threads: int | None, precision: str, force: bool, workers: int | None,
+               gpus_per_worker: float) -> list[Result]:
     """Run a job's videos on Ray Data and return their results in the tasks' order.
 
     Each worker is an actor holding `threads` CPUs (default 1) and `gpus_per_worker` GPUs, with a model of that
@@ -119,10 +119,10 @@ def run_on_ray(tasks: list[Task], address: str, tally: Tally, *, model: Model | 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the job's own progress display counts the videos
     context.max_errored_blocks = len(tasks)  # a block lost with its worker is reported below, not raised
-    rows = ray.data.from_items([asdict(task) for task in tasks], override_num_blocks=len(tasks))
+    rows = ray.data.from_items([{"index": i} for i in range(len(tasks))], override_num_blocks=len(tasks))
     # one video at a time per worker: a long video queued behind another would leave a free worker idle
     pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
-    mapped = rows.map(_worker(model, providers, cpus, precision, force, settings), compute=pool, num_cpus=cpus,
+    mapped = rows.map(_worker(tasks, model, providers, cpus, precision, force), compute=pool, num_cpus=cpus,
                       num_gpus=gpus_per_worker or None)
     results: dict[Task, Result] = {}
     try:

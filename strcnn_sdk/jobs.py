@@ -18,21 +18,22 @@ from typing import Callable, Iterator, Sequence
 import av
 
 from .model import Model
-from .pipeline import Cancelled, deblur_video, output_record
-from .settings import Settings
-from .video import TEXT_FILE, MediaError, MediaWarning, NotAVideo, is_text, read_record
+from .pipeline import Cancelled, Plan
+from .video import TEXT_FILE, MediaError, MediaWarning, NotAVideo, is_source_code, read_record
 
 STATUSES = ("done", "skipped", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
 class Task:
-    """One video of a job: where it is read from and where its result goes, and whether a folder or glob search
-    found it (then a file that is not a video after all is skipped, not failed: nobody named it)."""
+    """One video of a job: where it is read from and where its result goes, whether a folder or glob search
+    found it (then source code under a video's extension is skipped, not failed: nobody named it), and its run as
+    checked before the job starts (`check_job`)."""
 
     source: str
     output: str
     searched: bool = field(default=False, compare=False)
+    plan: Plan | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -111,10 +112,10 @@ def warnings_per_video() -> Iterator[None]:
         yield
 
 
-def run_one(task: Task, model: Model, settings: Settings, force: bool = False,
+def run_one(task: Task, model: Model, force: bool = False,
             progress: Callable[[int, int | None], bool | None] | None = None) -> Result:
-    """Deblur one video of a job with `deblur_video` (its `settings`), or skip it, never raising for a bad video:
-    every end, a damaged input included, is a `Result`."""
+    """Run one video's checked plan (`Task.plan`), or skip it, never raising for a bad video: every end, a damaged
+    input included, is a `Result`."""
     start = time.perf_counter()
     notes = _current.set([])
     note = ""
@@ -124,10 +125,10 @@ def run_one(task: Task, model: Model, settings: Settings, force: bool = False,
                       tuple(_current.get()))
 
     try:
-        if task.searched and is_text(task.source):  # passed over before its output's folder is made
+        if task.searched and is_source_code(task.source):  # passed over before its output's folder is made
             raise NotAVideo(f"{task.source}: {TEXT_FILE}")
         if os.path.exists(task.output) and not force:
-            before, now = read_record(task.output), output_record(task.output, model, settings)
+            before, now = read_record(task.output), task.plan.record(model)
             if before is None:
                 return result("failed", f"{task.output} exists and was not written by strcnn-sdk; pass --force to "
                                         f"replace it")
@@ -136,8 +137,7 @@ def run_one(task: Task, model: Model, settings: Settings, force: bool = False,
                 return result("skipped", "made before with the same model and options")
             note = f"replaced an output made with another {', '.join(changed)}"
         Path(task.output).parent.mkdir(parents=True, exist_ok=True)
-        frames = deblur_video(task.source, task.output, model=model, settings=settings, overwrite=True,
-                              progress=progress)
+        frames = task.plan.run(model, progress)
         return result("done", note, frames)
     except Cancelled:
         return result("cancelled", "stopped before it ended; nothing written")

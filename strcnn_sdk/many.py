@@ -11,12 +11,13 @@ from __future__ import annotations
 import glob
 import os
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 from .jobs import JobProgressCallback, Result, Tally, Task, run_one, warnings_per_video
 from .model import Model
-from .pipeline import check_output
+from .pipeline import check_run
 from .settings import Settings
 from .video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, natural
 
@@ -45,6 +46,9 @@ def plan(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix:
         ext = ext if ext.startswith(".") else f".{ext}"
         if ext.lower() in IMAGE_SUFFIXES or ext == ".":
             raise MediaError(f"--ext must be a video container such as .mp4 or .mkv, got {ext!r}")
+        if ext.lower() == ".gif":  # the record is how a job that runs again tells finished work from work to redo
+            raise MediaError("--ext .gif: a GIF holds no record of the model and options that made it, so a job run "
+                             "again could not skip it; make GIFs one at a time with strcnn deblur")
     out = Path(out)
     found: list[tuple[Path, Path, bool]] = []  # (video, its path below the output folder, found by a search)
     roots: list[Path] = []
@@ -141,20 +145,49 @@ def _manifest(path: Path) -> list[Path]:
     return videos
 
 
+@dataclass
+class Job:
+    """A deblur-many job as checked before a model loads (`check_job`): its videos, each with its checked `Plan`,
+    and where they run. `run` runs it, checking nothing again."""
+
+    tasks: list[Task]
+    jobs: int = 1
+    ray: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float = 0.0
+
+    def run(self, model: Model | str | os.PathLike | None = None, providers: str | Sequence = "auto",
+            threads: int | None = None, precision: str = "auto", force: bool = False,
+            progress: JobProgressCallback | None = None) -> list[Result]:
+        """Deblur the job's videos (see `deblur_many`); one `Result` per video, in the tasks' order."""
+        tally = Tally(self.tasks, progress)
+        if self.ray is not None:
+            from .cluster import run_on_ray
+
+            return run_on_ray(self.tasks, self.ray, tally, model=model, providers=providers, threads=threads,
+                              precision=precision, force=force, workers=self.workers,
+                              gpus_per_worker=self.gpus_per_worker)
+        if not isinstance(model, Model):
+            model = Model(model, providers=providers, threads=threads, precision=precision)
+        return _run_here(self.tasks, model, force, self.jobs, tally)
+
+
 def check_job(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, suffix: str = "",
               ext: str | None = None, jobs: int = 1, ray: str | None = None, workers: int | None = None,
-              gpus_per_worker: float = 0.0, settings: Settings = Settings()) -> list[Task]:
-    """The checks of a job that cost nothing, made before a model loads: its options and `settings`, and its
-    inputs and outputs (`plan`). Returns the tasks; raises `MediaError` naming what is wrong."""
+              gpus_per_worker: float = 0.0, settings: Settings = Settings()) -> Job:
+    """The checks of a job that cost nothing, made before a model loads: its options, its inputs and outputs
+    (`plan`), and each video's run with `settings` (`check_run`: an output that exists is judged by its record
+    when the job runs). Returns the `Job`; raises `MediaError` naming what is wrong."""
     if jobs < 1:
         raise MediaError(f"jobs must be 1 or more, got {jobs}")
     if ray is None and (workers is not None or gpus_per_worker):
         raise MediaError("--workers and --gpus-per-worker size Ray workers: add --ray local, auto or an address")
     if ray is not None and jobs != 1:
         raise MediaError("--jobs is for this machine; on Ray, --workers sets how many videos run side by side")
-    tasks = plan(inputs, out, suffix=suffix, ext=ext)
-    check_output(tasks[0].output, settings)
-    return tasks
+    replacing = replace(settings, overwrite=True)
+    tasks = [replace(task, plan=check_run(task.source, task.output, replacing))
+             for task in plan(inputs, out, suffix=suffix, ext=ext)]
+    return Job(tasks, jobs, ray, workers, gpus_per_worker)
 
 
 def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
@@ -178,32 +211,21 @@ def deblur_many(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
 
     `progress(JobProgress)` returning False, or Ctrl-C, stops the job: videos under way are abandoned (nothing
     written) and they and those not started come back "cancelled". Raises `MediaError` for unusable inputs or
-    options, before any video runs.
+    options, before any video runs (`check_job`, whose `Job` runs without checking again).
     """
-    settings = Settings.of(settings, options)
-    tasks = check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
-                      gpus_per_worker=gpus_per_worker, settings=settings)
-    tally = Tally(tasks, progress)
-    if ray is not None:
-        from .cluster import run_on_ray
-
-        return run_on_ray(tasks, ray, tally, model=model, providers=providers, threads=threads,
-                          precision=precision, force=force, settings=settings, workers=workers,
-                          gpus_per_worker=gpus_per_worker)
-    if not isinstance(model, Model):
-        model = Model(model, providers=providers, threads=threads, precision=precision)
-    return _run_here(tasks, model, force, settings, jobs, tally)
+    job = check_job(inputs, out, suffix=suffix, ext=ext, jobs=jobs, ray=ray, workers=workers,
+                    gpus_per_worker=gpus_per_worker, settings=Settings.of(settings, options))
+    return job.run(model, providers, threads, precision, force, progress)
 
 
-def _run_here(tasks: list[Task], model: Model, force: bool, settings: Settings, jobs: int,
-              tally: Tally) -> list[Result]:
+def _run_here(tasks: list[Task], model: Model, force: bool, jobs: int, tally: Tally) -> list[Result]:
     """The videos on this machine, `jobs` at a time in threads sharing `model`; Ctrl-C cancels what is left."""
     results: dict[Task, Result] = {}
 
     def work(task: Task) -> Result:
         if tally.stopped:
             return Result(task.source, task.output, "cancelled", "the job was stopped before this video began")
-        return run_one(task, model, settings, force, lambda done, total: tally.frame(task, done))
+        return run_one(task, model, force, lambda done, total: tally.frame(task, done))
 
     with warnings_per_video(), ThreadPoolExecutor(jobs) as pool:
         running = {pool.submit(work, task): task for task in tasks}

@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, Sequence
 
 import av
 import cv2
@@ -24,7 +24,7 @@ from .deblurrer import Deblurrer
 from .frames import check_strength
 from .model import Model, default_model
 from .settings import Settings
-from .video import (AUDIO_MODES, Encoding, Frame, Location, MediaError, Reader, check_encoder, codec_for,
+from .video import (AUDIO_MODES, Encoding, Frame, Location, MediaError, Reader, check_encoding, codec_for,
                     is_video_path, locate, open_output)
 
 # Called with (frames done, total frames or None) after each frame (with realtime, also the frames passed through
@@ -90,12 +90,30 @@ def _items(q: queue.Queue, stages: Iterable[_Stage], stop: threading.Event):
         yield item
 
 
-class Plan(NamedTuple):
-    """A run's input and output as checked before a model loads (`check_run`): each located once."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A run as checked before a model loads (`check_run`): its input and output, each located once, the output's
+    encoding and the settings. `run` runs it with a model, checking nothing again."""
 
     source: Location
     output: Location
     encoding: Encoding  # the output's, its record without the model yet
+    settings: Settings
+
+    def record(self, model: Model) -> dict:
+        """What this run writes into its output's metadata with `model` (see `output_record`)."""
+        return _recorded(self.encoding, model).record
+
+    def run(self, model: Model, progress: ProgressCallback | None = None) -> int:
+        """Deblur with a loaded model, as `deblur_video` does once its checks are made; returns the frames
+        written."""
+        live = self.source.live or self.output.kind == "pipe"  # low-latency encoding
+        encoding = dataclasses.replace(_recorded(self.encoding, model), live=live)
+        try:
+            deblurrer = Deblurrer(model, tile=self.settings.tile, strength=self.settings.strength)
+        except ValueError as e:  # options are reported like the other options of a run
+            raise MediaError(str(e)) from None
+        return _deblur(self.source, self.output.text, deblurrer, encoding, self.settings, progress)
 
 
 def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
@@ -126,25 +144,19 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     argument, the frames passed through so far.
     """
     settings = Settings.of(settings, options)
-    source, output = os.fspath(source), os.fspath(output)
     plan = check_run(source, output, settings)
     if not isinstance(model, Model):
         model = Model(default_model(providers, settings.realtime) if model is None else model, providers=providers,
                       threads=threads, precision=precision)
-    live = plan.source.live or plan.output.kind == "pipe"  # low-latency encoding
-    encoding = dataclasses.replace(_recorded(plan.encoding, model), live=live)
-    try:
-        deblurrer = Deblurrer(model, tile=settings.tile, strength=settings.strength)
-    except ValueError as e:  # options are reported like the other options of a run
-        raise MediaError(str(e)) from None
-    return _deblur(plan.source, output, deblurrer, encoding, settings, progress)
+    return plan.run(model, progress)
 
 
-def check_run(source: str, output: str, settings: Settings = Settings()) -> Plan:
+def check_run(source: str | os.PathLike, output: str | os.PathLike, settings: Settings = Settings()) -> Plan:
     """The checks of a run that cost nothing, made before a model loads: an output that would replace the input or
     an existing file (unless `settings.overwrite`), settings that do not fit the input, and the output's
-    settings (encoder, pixel format, quality scale, rate, audio). Returns the `Plan`; raises `MediaError` naming
-    what is wrong."""
+    settings (encoder, pixel format, quality scale, rate, audio, a container that holds the encoder). Returns the
+    `Plan`, which runs without checking again; raises `MediaError` naming what is wrong."""
+    source, output = os.fspath(source), os.fspath(output)
     into = locate(output, writing=True)
     if into.kind == "path" and os.path.exists(output):
         if os.path.exists(source) and os.path.samefile(source, output):
@@ -160,7 +172,7 @@ def check_run(source: str, output: str, settings: Settings = Settings()) -> Plan
     if settings.realtime and not where.live:
         raise MediaError(f"{source}: --realtime is for live inputs (standard input, a URL, a device); a file is "
                          f"read as fast as the model goes, so nothing needs to be passed through")
-    return Plan(where, into, _encoding(output, settings))
+    return Plan(where, into, _encoding(output, settings), settings)
 
 
 def _encoding(output: str, settings: Settings) -> Encoding:
@@ -176,9 +188,8 @@ def _encoding(output: str, settings: Settings) -> Encoding:
         raise MediaError(str(e)) from None
     encoding = Encoding(codec=settings.codec, crf=settings.crf, preset=settings.preset, pix_fmt=settings.pix_fmt,
                         fps=_rate(settings.fps), audio=settings.audio, format=settings.format)
-    encoder = codec_for(output, encoding)
-    if output == "-" or is_video_path(Path(output)):
-        check_encoder(encoder, encoding)
+    video = output == "-" or is_video_path(Path(output))
+    encoder = check_encoding(output, encoding) if video else codec_for(output, encoding)
     record = {"strcnn_sdk": __version__, "model": None, "model_sha256": None,
               **settings.recorded(), "codec": encoder, "fps": str(encoding.fps)}
     return dataclasses.replace(encoding, record=record)
@@ -188,11 +199,6 @@ def _recorded(encoding: Encoding, model: Model) -> Encoding:
     """The encoding with the model that makes the output in its record."""
     return dataclasses.replace(encoding, record={**encoding.record, "model": model.path.name,
                                                  "model_sha256": model.sha256})
-
-
-def check_output(output: str | os.PathLike, settings: Settings) -> None:
-    """Check the settings that shape an output, before a model loads; raises `MediaError` naming what is wrong."""
-    _encoding(os.fspath(output), settings)
 
 
 def output_record(output: str | os.PathLike, model: Model, settings: Settings = Settings()) -> dict:

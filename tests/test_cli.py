@@ -33,6 +33,16 @@ def strcnn(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def judged_model(folder: Path) -> Path:
+    """The identity model as a trained one whose own verdict fails do-no-harm: it warns when it first runs."""
+    judged = folder / "judged.onnx"
+    shutil.copy(IDENTITY, judged)
+    side = json.loads(Path(IDENTITY).with_suffix(".json").read_text())
+    test = {"gain_db": 0.1, "no_harm": False, "harm": ["mild clips lose 0.200 dB on average"]}
+    judged.with_suffix(".json").write_text(json.dumps(dict(side, trained=True, quality={"test": test})))
+    return judged
+
+
 def test_identity_round_trip_keeps_frames_timing_colour_and_audio(tmp_path):
     out = tmp_path / "out.mp4"
     result = strcnn("deblur", SAMPLE, out, "--model", IDENTITY, "--quiet")
@@ -49,11 +59,7 @@ def test_identity_round_trip_keeps_frames_timing_colour_and_audio(tmp_path):
 def test_the_quality_warning_comes_once_when_a_model_runs_and_quiet_silences_it(tmp_path):
     """A model whose own verdict fails warns in one line when it first runs; not in `strcnn info`, not before an
     error about the input, not with -q, not under PYTHONWARNINGS=ignore."""
-    judged = tmp_path / "judged.onnx"
-    shutil.copy(IDENTITY, judged)
-    side = json.loads(Path(IDENTITY).with_suffix(".json").read_text())
-    test = {"gain_db": 0.1, "no_harm": False, "harm": ["mild clips lose 0.200 dB on average"]}
-    judged.with_suffix(".json").write_text(json.dumps(dict(side, trained=True, quality={"test": test})))
+    judged = judged_model(tmp_path)
 
     def stderr(*args: str, **env: str) -> str:
         run = subprocess.run([sys.executable, "-m", "strcnn_sdk.cli", *map(str, args), "--model", str(judged)],
@@ -324,6 +330,55 @@ def test_messages_in_the_clis_own_words(tmp_path):
     assert list(tmp_path.iterdir()) == [notes]
     help_text = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["deblur", "--help"]).output
     assert "keeps what was deblurred until then; an interrupted file leaves nothing." in " ".join(help_text.split())
+
+
+def test_a_gif_keeps_every_frame_its_timing_and_its_colours(tmp_path):
+    """out.gif: FFmpeg's GIF encoder with each frame's own palette; every frame at its time (in the GIF's
+    hundredths of a second), no audio and no warning about it."""
+    pts = [0, 40, 100, 140, 200, 240]
+    clip = make_video(tmp_path / "in.mkv", frames=len(pts), pts=pts, audio=True)
+    result = strcnn("deblur", tmp_path / "in.mkv", tmp_path / "out.gif", "--model", IDENTITY)
+    assert result.exit_code == 0 and "audio" not in result.output, result.output
+    facts = video_facts(tmp_path / "out.gif")
+    assert facts["frames"] == len(pts) and facts["size"] == (48, 64) and facts["types"] == ["video"]
+    assert facts["pts"] == [Fraction(p, 1000) for p in pts]
+    gif = frames_of(tmp_path / "out.gif")
+    assert min(psnr(a, b) for a, b in zip(clip, gif)) > 22  # 256 colours of each frame's own, dithered
+    assert np.abs(clip.mean(axis=(0, 1, 2)) - gif.mean(axis=(0, 1, 2))).max() < 2  # no colour shift
+
+
+def test_a_container_that_cannot_hold_the_codec_is_one_line_before_the_model_loads(tmp_path):
+    """A container/codec pair that cannot be written is refused up front, naming the codecs the container takes;
+    the model named (here a missing file) is never opened, and nothing is written."""
+    for name, codec, takes in (("out.gif", "libx264", "it takes gif"), ("out.webm", "libx264", "libvpx-vp9"),
+                               ("out.mp4", "gif", "libx264")):
+        result = strcnn("deblur", SAMPLE, tmp_path / name, "--codec", codec, "--model", tmp_path / "missing.onnx")
+        assert result.exit_code == 1, result.output
+        [line] = result.output.strip().splitlines()
+        assert line.startswith(f"strcnn: error: {tmp_path / name}: ") and f"cannot hold {codec} video" in line, line
+        assert takes in line and "--codec" in line, line
+    with pytest.raises(MediaError, match="webm cannot hold libx264 video"):
+        deblur_video(SAMPLE, tmp_path / "out.webm", model=IDENTITY, codec="libx264")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quiet_silences_progress_and_the_quality_warning_in_eval_and_bench_too(tmp_path):
+    """-q is taken by every command that shows progress or the model's quality warning."""
+    judged = judged_model(tmp_path)
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    sharp = np.random.default_rng(0).integers(0, 256, (16, 20, 3), np.uint8)
+    cv2.imwrite(str(pairs / "x_sharp1.png"), sharp)
+    cv2.imwrite(str(pairs / "x_blur1.png"), cv2.GaussianBlur(sharp, (5, 5), 0))
+    bench = ["bench", "--sizes", "32x24", "--runs", "1", "--precisions", "fp32", "--stream-steps", "0",
+             "--no-pipeline", "--model", judged]
+    for command in (["eval", pairs, "--model", judged], bench):  # a new process each: the warning comes once in one
+        loud, quiet = (subprocess.run([sys.executable, "-m", "strcnn_sdk.cli", *map(str, command), *extra],
+                                      capture_output=True, text=True) for extra in ([], ["-q"]))
+        assert loud.returncode == quiet.returncode == 0, quiet.stderr
+        assert "do-no-harm rule" in loud.stderr and "do-no-harm rule" not in quiet.stderr
+    assert "row 1/1" in loud.stdout and "row 1/1" not in quiet.stdout
+    assert "judged.onnx (fp32) on CPUExecutionProvider 32x24: model" in quiet.stdout  # the figures stay
 
 
 @pytest.mark.parametrize("command", ["deblur", "deblur-many", "info", "bench", "eval", None])

@@ -69,6 +69,8 @@ def test_globs_keep_the_paths_below_their_first_wildcard_and_manifests_name_file
     ("empty folder", "no videos"),
     ("glob without videos", "matches no videos"),
     ("image ext", "--ext must be a video container"),
+    ("gif ext", "a GIF holds no record"),
+    ("container without the codec", "webm cannot hold libx264 video"),
     ("out is a file", "the output folder is a file"),
     ("image", "an image in a list of videos"),
     ("folder in a manifest", "a folder in a list of videos"),
@@ -79,7 +81,8 @@ def test_bad_jobs_are_refused_before_anything_runs(tmp_path, case, message):
     a, b = touch(tmp_path / "x/clip.mp4"), touch(tmp_path / "y/clip.mp4")
     (tmp_path / "empty").mkdir()
     (tmp_path / "list.txt").write_text("x/clip.mp4\nempty\n")
-    options = {"workers without ray": ["--workers", "2"], "jobs on ray": ["--jobs", "2", "--ray", "local"]}.get(case)
+    options = {"workers without ray": ["--workers", "2"], "jobs on ray": ["--jobs", "2", "--ray", "local"],
+               "container without the codec": ["--codec", "libx264"]}.get(case)
     inputs, out, ext = {
         "same name": ([a, b], tmp_path / "out", None),
         "out inside input": ([tmp_path / "x"], tmp_path / "x/out", None),
@@ -89,6 +92,8 @@ def test_bad_jobs_are_refused_before_anything_runs(tmp_path, case, message):
         "empty folder": ([tmp_path / "empty"], tmp_path / "out", None),
         "glob without videos": ([f"{tmp_path}/empty/*.mp4"], tmp_path / "out", None),
         "image ext": ([a], tmp_path / "out", "png"),
+        "gif ext": ([a], tmp_path / "out", "gif"),
+        "container without the codec": ([a], tmp_path / "out", "webm"),
         "image": ([touch(tmp_path / "photo.jpg")], tmp_path / "out", None),
         "out is a file": ([a], touch(tmp_path / "out.mp4"), None),
         "folder in a manifest": ([tmp_path / "list.txt"], tmp_path / "out", None),
@@ -123,6 +128,54 @@ def test_a_search_passes_over_dependency_folders_and_files_that_are_not_videos(t
     assert "1 done, 1 skipped" in result.stdout and not (out / "web").exists()
     named = many(str(lib / "web" / "main.ts"), "--out", str(out), "--model", str(tiny[0]))
     assert named.exit_code == 1 and "1 failed" in named.stdout
+
+
+def test_a_damaged_video_fails_the_job_while_source_code_is_passed_over(tmp_path, tiny):
+    """Text under a video's extension is a damaged video (the job fails, naming it), except under the extensions
+    that source code shares with video (TypeScript's .ts, .mts): those a search passes over."""
+    lib, out, report = tmp_path / "lib", tmp_path / "out", tmp_path / "report.json"
+    make_video(touch(lib / "a.mp4"), frames=3, size=(32, 48))
+    touch(lib / "bad.mp4").write_text("not a video")
+    touch(lib / "src" / "main.ts").write_text("console.log('hello');\n")
+    touch(lib / "node_modules" / "pkg" / "movie.mp4").write_text("not a video either")
+    result = many(str(lib), "--out", str(out), "--model", str(tiny[0]), "--report", str(report))
+    assert result.exit_code == 1, result.output
+    rows = {Path(row["source"]).name: row for row in json.loads(report.read_text())["videos"]}
+    assert sorted(rows) == ["a.mp4", "bad.mp4", "main.ts"]
+    assert [rows[name]["status"] for name in ("a.mp4", "bad.mp4", "main.ts")] == ["done", "failed", "skipped"]
+    assert rows["bad.mp4"]["note"].startswith(f"{lib / 'bad.mp4'}: not a readable video")
+    assert "it holds text" in rows["bad.mp4"]["note"] and "1 done, 1 skipped, 1 failed" in result.stdout
+
+
+def test_each_check_runs_once_per_video(tmp_path, tiny, monkeypatch):
+    """The command line hands what it checked to what runs it: `check_run` and the encoder check once per video
+    (also when a job skips a finished video), `check_job` once per job."""
+    import strcnn_sdk.many as many_module
+    import strcnn_sdk.pipeline as pipeline
+
+    calls = {"check_run": 0, "check_encoding": 0, "check_job": 0}
+
+    def counted(module, name: str) -> None:
+        real = getattr(module, name)
+
+        def count(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, count)
+
+    for module, name in ((pipeline, "check_run"), (many_module, "check_run"), (pipeline, "check_encoding"),
+                         (many_module, "check_job")):
+        counted(module, name)
+    lib = tmp_path / "lib"
+    for i in range(3):
+        make_video(touch(lib / f"clip{i}.mp4"), frames=2, size=(16, 16))
+    single = runner.invoke(app, ["deblur", str(lib / "clip0.mp4"), str(tmp_path / "one.mp4"), "--model", str(tiny[0])])
+    assert single.exit_code == 0 and calls == {"check_run": 1, "check_encoding": 1, "check_job": 0}, calls
+    for rerun in range(2):  # the second run skips every video: their records are compared, nothing checked again
+        result = many(str(lib), "--out", str(tmp_path / "out"), "--model", str(tiny[0]))
+        assert result.exit_code == 0 and (rerun == 0 or "3 skipped" in result.stdout), result.output
+    assert calls == {"check_run": 7, "check_encoding": 7, "check_job": 2}, calls
 
 
 @pytest.fixture(scope="module")
@@ -273,9 +326,9 @@ def test_the_frame_total_is_exact_or_marked_as_an_estimate(tmp_path, library, ti
     seen.clear()
     deblur_many([library / "a.mp4"], tmp_path / "out2", model=tiny_model, progress=lambda job: seen.append(job))
     assert all(job.frames_exact for job in seen)
-    from strcnn_sdk.cli import _progress
+    from strcnn_sdk.console import ProgressBar
 
-    bar = _progress(quiet=False)  # not a terminal here: progress lines, one per call with no interval
+    bar = ProgressBar(quiet=False)  # not a terminal here: progress lines, one per call with no interval
     bar.EVERY_S = 0.0
     bar(3, 10, "1/2 videos", estimate=True)
     bar(4, 10, "1/2 videos")

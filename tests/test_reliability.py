@@ -415,6 +415,9 @@ CASES: dict[str, Case] = {
     "output folder exists, run fails": Case(["in/scrambled.mp4", "--force"], output="out/frames",
                                             setup=_existing_folder),
     "output is the input": Case(["in/in.mp4", "--force"], output="in/in.mp4", setup=_video("in.mp4", frames=2)),
+    "container that cannot hold the codec": Case(["in/in.mp4", "--codec", "libx264"], output="out/result.webm",
+                                                 setup=_video("in.mp4", frames=2)),
+    "GIF output": Case(["in/in.mp4"], output="out/result.gif", setup=_video("in.mp4", frames=2)),
     "disk full": Case(["in/in.mp4"], mode="full-disk", setup=_video("in.mp4", frames=20, size=(96, 128))),
     "Ctrl-C": Case(["in/in.mp4"], mode="SIGINT", setup=_video("in.mp4", frames=400, size=(240, 320))),
     "killed (SIGTERM)": Case(["in/in.mp4"], mode="SIGTERM", setup=_video("in.mp4", frames=400, size=(240, 320))),
@@ -528,7 +531,7 @@ def test_an_old_output_folder_comes_back_when_the_new_one_cannot_take_its_place(
             raise OSError(28, "No space left on device")
         rename(src, dst)
 
-    monkeypatch.setattr(video.os, "replace", failing)
+    monkeypatch.setattr(os, "replace", failing)
     with pytest.raises(video.MediaError, match="writing failed"):
         with video.open_atomic(tmp_path / "frames", video.Source(tmp_path, 8, 6, 1), video.Encoding(), 8) as writer:
             writer.write(np.zeros((6, 8, 3), np.uint8))

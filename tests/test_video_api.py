@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from strcnn_sdk import Cancelled, MediaError, MediaWarning, Model, Settings, deblur_video, iter_frames
-from strcnn_sdk.cli import _progress, app
+from strcnn_sdk.cli import app
+from strcnn_sdk.console import ProgressBar
 from strcnn_sdk.model import shipped_model_path
 from strcnn_sdk.pipeline import _label
 from strcnn_sdk.video import read_record
@@ -213,7 +214,7 @@ def test_side_by_side_halves_are_labelled(tmp_path, identity):
 
 def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
     make_video(tmp_path / "in.mp4", frames=3)
-    monkeypatch.setattr(_progress, "EVERY_S", 0.0)
+    monkeypatch.setattr(ProgressBar, "EVERY_S", 0.0)
     result = runner.invoke(app, ["deblur", str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), "--model",
                                  str(IDENTITY)])
     assert result.exit_code == 0, result.output
