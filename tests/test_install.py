@@ -41,7 +41,8 @@ assert any("UNTRAINED" in str(w.message) for w in caught) == (not d.model.traine
 outs = [d.push(np.zeros((24, 30, 3), np.uint8)) for _ in range(3)] + d.flush()
 fast = Deblurrer("fast")
 assert fast.model.meta["width"] == 32 and fast.model.path.parent == d.model.path.parent
-import strcnn_sdk
+import strcnn_sdk, strcnn_sdk.cli  # the command line, and the video package it imports, come with the wheel
+assert strcnn_sdk.iter_frames.__module__ == "strcnn_sdk.video.reading"
 print(strcnn_sdk.__file__, d.model.path, [o.shape for o in outs if o is not None])
 """
     run = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=tmp_path)
