@@ -343,7 +343,7 @@ def test_a_gif_keeps_every_frame_its_timing_and_its_colours(tmp_path):
     assert facts["frames"] == len(pts) and facts["size"] == (48, 64) and facts["types"] == ["video"]
     assert facts["pts"] == [Fraction(p, 1000) for p in pts]
     gif = frames_of(tmp_path / "out.gif")
-    assert min(psnr(a, b) for a, b in zip(clip, gif)) > 22  # 256 colours of each frame's own, dithered
+    assert min(psnr(a, b) for a, b in zip(clip, gif)) > 22  # 256 colours of each frame's own, ordered dither
     assert np.abs(clip.mean(axis=(0, 1, 2)) - gif.mean(axis=(0, 1, 2))).max() < 2  # no colour shift
 
 
