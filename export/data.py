@@ -161,7 +161,8 @@ class Sources:
         else:
             files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         if not files:
-            raise ValueError(f"{folder}: no photographs{f' in the {split} split' if split else ''}")
+            raise ValueError(f"{folder}: no photographs{f' in the {split} split' if split else ''}; a folder gathered "
+                             f"before that split existed needs gathering again: python -m export.photos {folder}")
         return cls([Path(f).stem for f in files], [folder / f for f in files])
 
     def __len__(self) -> int:
@@ -743,8 +744,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     kind = next(k for k in ("test", "validation", "natural") if getattr(args, k))
     folder = getattr(args, kind)
-    clips = test_clips() if kind == "test" else {"validation": validation_clips, "natural": natural_clips}[kind](
-        args.photos)
+    try:
+        clips = test_clips() if kind == "test" else {"validation": validation_clips, "natural": natural_clips}[kind](
+            args.photos)
+    except (OSError, ValueError) as e:  # the photographs missing, or gathered before the split existed
+        raise SystemExit(f"python -m export.data: {e}") from None
     write_gopro_layout(folder, clips)
     print(f"wrote {len(clips)} {kind} clips of {len(clips[0][1])} frames to {folder}")
 

@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> None:
                                                    "validation set")
     args = parser.parse_args(argv)
     for path in args.models:
-        side = write_quality(path, measure(path, args.gopro, args.photos))
+        try:
+            side = write_quality(path, measure(path, args.gopro, args.photos))
+        except (OSError, ValueError) as e:  # e.g. photographs gathered before the natural split existed
+            raise SystemExit(f"python -m export.quality: {e}") from None
         vs = side.get("quality_vs_fp32")
         against = f"; {vs['loss_db']:.3f} dB less gain than fp32" if vs else ""
         print(f"{path}: {describe_quality(side['quality'])}{against}")

@@ -199,6 +199,21 @@ def test_natural_set_is_a_moderate_and_a_strong_clip_of_each_natural_photograph(
     assert names == ["moderate_p4_00", "strong_p4_01"]
 
 
+def test_a_folder_gathered_before_the_natural_split_says_to_gather_again(photos, tmp_path):
+    """`python -m export.data --natural` (and `export.quality --photos`) over photographs gathered before the
+    natural split existed end in one line saying what to do, not a traceback."""
+    old = tmp_path / "photos"
+    old.mkdir()
+    entries = [e for e in json.loads((photos / "manifest.json").read_text())["photos"] if e["split"] != "natural"]
+    for entry in entries:
+        (old / entry["file"]).write_bytes((photos / entry["file"]).read_bytes())
+    write_manifest(old, entries)
+    with pytest.raises(SystemExit, match="no photographs in the natural split; .* gathering again: python -m "
+                                         "export.photos"):
+        data.main(["--natural", str(tmp_path / "natural"), "--photos", str(old)])
+    assert not (tmp_path / "natural").exists()
+
+
 def test_a_run_trains_on_the_collections_up_to_its_own(photos, tmp_path):
     """Photographs that join in a later collection never reach a run of an earlier one; a folder gathered before
     collections (no field in its manifest) is collection 1."""
