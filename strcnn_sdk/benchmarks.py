@@ -17,9 +17,11 @@ import numpy as np
 import typer
 
 from .console import fail, load_model
+from . import openvino_session as openvino
 from .deblurrer import Deblurrer
-from .model import (_PROVIDER_NAMES, Model, QualityWarning, UntrainedModelWarning, cuda_usable, planned_model,
-                    shipped_default, shipped_model_path, shipped_models)
+from .model import (Model, QualityWarning, UntrainedModelWarning, planned_model, shipped_default, shipped_model_path,
+                    shipped_models)
+from .providers import PROVIDER_NAMES, cuda_usable
 from .system import median_seconds, rss_mib
 from .video import Encoding, MediaError, Reader
 
@@ -110,9 +112,12 @@ def live(models: list[str], threads: int | None, sizes: list[tuple[int, int]], r
     --realtime. A frame's latency runs from when the paced source releases it to when its deblurred frame goes
     to the encoder, so it includes the model's one frame of look-ahead."""
     typer.echo(f"live: lavfi testsrc2, {frames} frames a figure, libx264 {preset} tuned for zero latency")
-    for provider in ("cpu", "cuda"):
+    for provider in ("cpu", "openvino", "cuda"):
         if provider == "cuda" and not cuda_usable():
             typer.echo("cuda: not measured (needs onnxruntime-gpu and an NVIDIA GPU with its driver; not usable here)")
+            continue
+        if provider == "openvino" and not openvino.installed():
+            typer.echo(f"openvino: not measured (not installed: {openvino.EXTRA})")
             continue
         for model in models:
             loaded = load_model(model, provider, threads, "auto")
@@ -125,7 +130,7 @@ def _live_model(loaded: Model, provider: str, sizes: list[tuple[int, int]], rate
     """`live`'s figures of one model on one provider."""
     from .pipeline import deblur_video
 
-    if loaded.provider != _PROVIDER_NAMES[provider]:
+    if loaded.provider != PROVIDER_NAMES[provider]:
         typer.echo(f"{provider}: not measured (ONNX Runtime fell back to {loaded.provider})")
         return
     for width, height in sizes:
@@ -209,8 +214,9 @@ def rows(models: list[str], threads: int | None, providers: list[str], precision
     configuration that loads what an earlier one loaded (auto is int8 on such a CPU) is measured once; each
     session is released when its rows are done, so that the peak memory is about one session's. Says which row
     runs and, after each, about how long the rest will take (time grows with pixels); then, with several models,
-    how each compares with the first in the same precision, provider and size. Returns the first (model,
-    provider, precision), which the later checks use."""
+    how each compares with the first in the same precision, provider and size, and how OpenVINO compares with
+    ONNX Runtime on the CPU for the same model, precision and size. Returns the first (model, provider,
+    precision), which the later checks use."""
     rng = np.random.default_rng(0)
     configs, measured = [], {}
     for model, provider, precision in ((m, p, q) for m in models for p in providers for q in precisions):
@@ -256,14 +262,22 @@ def rows(models: list[str], threads: int | None, providers: list[str], precision
             typer.echo(f"{model} against {models[0]}, {precision} on {provider} at {width}x{height}: "
                        f"{bare / reference[0]:.2f}x the frames a second (model), {streamed / reference[1]:.2f}x "
                        "(Deblurrer.push)")
+        onnxruntime = rates.get((model, "CPUExecutionProvider", precision, (width, height)))
+        if provider == openvino.OPENVINO and onnxruntime:
+            typer.echo(f"OpenVINO against ONNX Runtime on the CPU, {model} in {precision} at {width}x{height}: "
+                       f"{bare / onnxruntime[0]:.2f}x the frames a second (model), {streamed / onnxruntime[1]:.2f}x "
+                       "(Deblurrer.push)")
     return configs[0]
 
 
 def model_fps(model: Model, height: int, width: int, runs: int) -> float:
-    """Frames per second of the bare session (Model.run) at a frame size, median of `runs` after a warm-up."""
+    """Frames per second of the bare session (Model.run) at a frame size, median of `runs` after a warm-up; its
+    outputs written into buffers kept from step to step, as a stream runs it (fresh ones every step would time
+    the allocator too)."""
     planar = np.random.default_rng(0).random((1, 3 * model.window, *model.padded_size(height, width)), np.float32)
-    state = model.zero_state(1, *planar.shape[2:])
-    return 1 / median_seconds(lambda: model.run(planar, state), runs)
+    state, after = (model.zero_state(1, *planar.shape[2:]) for _ in range(2))
+    sharp = np.empty((1, 3, *planar.shape[2:]), np.float32)
+    return 1 / median_seconds(lambda: model.run(planar, state, sharp, after), runs)
 
 
 def memory(model: Model, size: tuple[int, int], steps: int) -> None:

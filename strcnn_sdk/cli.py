@@ -12,13 +12,13 @@ from typing import Annotated, Optional
 import onnxruntime as ort
 import typer
 
-from . import __version__, benchmarks
+from . import __version__, benchmarks, openvino_session as openvino
 from .console import ProgressBar, catch_signals, fail, job_summary, load_model, warnings_as_lines, write_report
 from .deblurrer import Deblurrer
 from .jobs import STATUSES
 from .metrics import describe_quality
-from .model import (Model, default_model, nvidia_driver_present, shipped_default, shipped_models, shipped_name,
-                    show_onnxruntime_log)
+from .model import Model, default_model, shipped_default, shipped_models, shipped_name, show_onnxruntime_log
+from .providers import nvidia_driver_present
 from .settings import Settings
 from .system import cpu_flags, rss_mib
 from .video import MediaError, OutputClosed, is_video_path
@@ -30,7 +30,9 @@ ModelOption = Annotated[Optional[str], typer.Option("--model", "-m", metavar="NA
                                                     help="a shipped model, fast (width 32) or full (width 64), "
                                                          "or an .onnx with its .json sidecar (default: the one "
                                                          "weights/models.json names, `strcnn info` says which)")]
-ProviderOption = Annotated[str, typer.Option(metavar="NAME", help="auto (CUDA where usable, else CPU), cuda or cpu")]
+ProviderOption = Annotated[str, typer.Option(metavar="NAME", help="auto (CUDA where usable, else OpenVINO on Intel "
+                                                                 "CPUs with VNNI or AMX where installed, else CPU), "
+                                                                 "cuda, openvino or cpu")]
 ThreadsOption = Annotated[Optional[int], typer.Option(metavar="N", help="ONNX Runtime threads (default: one per core)")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="also show ONNX Runtime's own log (e.g. why "
                                                                    "CUDA libraries did not load)")]
@@ -284,8 +286,8 @@ def info(model: ModelOption = None, provider: ProviderOption = "auto", threads: 
     typer.echo(f"strcnn-sdk {__version__}, onnxruntime {ort.__version__}, Python {platform.python_version()}")
     typer.echo(f"cpu: {cpu_flags()}")
     typer.echo(f"providers available: {', '.join(ort.get_available_providers())}; "
-               f"NVIDIA driver: {'yes' if nvidia_driver_present() else 'no'}")
-    typer.echo(f"provider in use: {loaded.provider}; threads: {threads or 'ONNX Runtime default (one per core)'}")
+               f"NVIDIA driver: {'yes' if nvidia_driver_present() else 'no'}; {openvino.describe()}")
+    typer.echo(f"provider in use: {loaded.provider}; threads: {threads or 'the runtime default (one per core)'}")
     typer.echo(f"precision in use: {loaded.precision_reason}")
     typer.echo(f"model: {loaded.path}")
     typer.echo(f"  {meta.get('name')}: variant {meta.get('variant')}, m {meta['m']}, width {meta['width']}, "
@@ -319,7 +321,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 @app.command(short_help="Frames per second: the model, the Deblurrer, the video pipeline.")
 def bench(
     sizes: Annotated[str, typer.Option(metavar="WxH,...", help="comma-separated WxH")] = "640x480,1280x720",
-    providers: Annotated[str, typer.Option(metavar="NAME,...", help="comma-separated providers")] = "auto",
+    providers: Annotated[str, typer.Option(metavar="NAME,...", help="comma-separated providers; auto,cpu puts the "
+                                                                    "default path beside ONNX Runtime on the CPU")
+                         ] = "auto",
     precisions: Annotated[str, typer.Option(metavar="NAME,...",
                                             help="comma-separated shipped precisions")] = "auto,fp32,int8",
     model: Annotated[Optional[list[str]], typer.Option("--model", "-m", metavar="NAME|FILE",
@@ -347,7 +351,8 @@ def bench(
                                            "clips, one after another and on a local Ray instance")] = 0,
     many_frames: Annotated[int, typer.Option(metavar="N", min=3, help="frames of each clip of --many")] = 20,
     live: Annotated[bool, typer.Option("--live", help="instead: the end-to-end latency and the sustainable frame rate "
-                                            "of live deblurring at --sizes, on the CPU and on CUDA where usable")
+                                            "of live deblurring at --sizes, on the CPU, on OpenVINO and on CUDA "
+                                            "where usable")
                     ] = False,
     live_rate: Annotated[float, typer.Option(metavar="FPS", min=1,
                                              help="frame rate of the live source of --live")] = 25.0,
@@ -372,9 +377,9 @@ def bench(
             benchmarks.live(models, threads, [_parse_size(size) for size in sizes.split(",")], live_rate, live_frames,
                             preset)
             return
+        sizes_wh = [_parse_size(size) for size in sizes.split(",")]
         first_model, provider, precision = benchmarks.rows(models, threads, providers.split(","),
-                                                           precisions.split(","),
-                                                           [_parse_size(size) for size in sizes.split(",")], runs, quiet)
+                                                           precisions.split(","), sizes_wh, runs, quiet)
         if not (stream_steps or pipeline):
             return
         first = load_model(first_model, provider, threads, precision, warn=False)  # its warnings were printed above

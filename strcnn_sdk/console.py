@@ -15,6 +15,7 @@ from typing import Iterator
 import typer
 
 from .model import Model, QualityWarning, planned_model, shipped_name
+from .providers import CPU_BACKENDS
 from .system import write_atomic
 from .video import MediaWarning
 
@@ -38,7 +39,7 @@ def load_model(model: str | None, provider: str, threads: int | None, precision:
             first = planned_model(model, provider, precision)[1]
         except (ValueError, TypeError) as e:
             raise fail(str(e)) from None
-        if first == "CPUExecutionProvider":
+        if first in CPU_BACKENDS:
             raise fp16_on_cpu()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -48,7 +49,7 @@ def load_model(model: str | None, provider: str, threads: int | None, precision:
             raise fail(str(e)) from None
     for w in caught if warn else ():
         typer.echo(f"strcnn: warning: {w.message}", err=True)
-    if shipped and precision == "fp16" and loaded.provider == "CPUExecutionProvider":  # CUDA fell back
+    if shipped and precision == "fp16" and loaded.provider in CPU_BACKENDS:  # CUDA fell back
         raise fp16_on_cpu()
     return loaded
 

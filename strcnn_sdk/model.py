@@ -6,13 +6,11 @@ A Model holds no stream state; any number of `Deblurrer`s, in any threads, can s
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import hashlib
 import io
 import json
 import os
-import sys
 import threading
 import warnings
 from importlib import resources
@@ -22,15 +20,15 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from . import openvino_session as openvino
+from .providers import CPU_BACKENDS, DEVICES, Provider, first_provider, nvidia_driver_present, resolve_providers
 from .system import caller_stacklevel, cpu_has_int8_dot
 
 FORMAT = "strcnn-onnx/1"
 INPUTS = ("frames", "F_in", "h_in")
 OUTPUTS = ("sharp", "F_out", "h_out")
 PRECISIONS = ("auto", "fp32", "int8", "fp16")
-_PROVIDER_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
-
-State = tuple[ort.OrtValue, ort.OrtValue]
+State = tuple[ort.OrtValue, ort.OrtValue] | tuple[openvino.HostTensor, openvino.HostTensor]
 
 
 class UntrainedModelWarning(UserWarning):
@@ -112,20 +110,6 @@ def _precision_reason(shipped: bool, precision: str, provider: str, meta: dict[s
     return f"{loaded}: auto picks {why}" + ("" if best == loaded else f"; the {best} variant is not installed")
 
 
-def nvidia_driver_present() -> bool:
-    """True where the NVIDIA driver library loads: without it CUDA cannot work, so it is not even tried."""
-    try:
-        ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
-    except OSError:
-        return False
-    return True
-
-
-def cuda_usable() -> bool:
-    """Whether CUDA is worth asking for: this ONNX Runtime has the provider and the NVIDIA driver loads."""
-    return "CUDAExecutionProvider" in ort.get_available_providers() and nvidia_driver_present()
-
-
 _LOG = {"shown": False}  # whether ONNX Runtime's own log reaches stderr (see show_onnxruntime_log)
 
 
@@ -148,49 +132,11 @@ def _onnxruntime_quiet() -> Any:
         yield
 
 
-Provider = str | tuple[str, dict[str, Any]]
-# where each GPU provider keeps its tensors, as OrtValue device types; every other provider works in host memory
-_DEVICES = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda", "DmlExecutionProvider": "dml"}
-
-
-def _resolve_providers(providers: str | Provider | Sequence[Provider],
-                       device_id: int | None) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
-    """Providers as ONNX Runtime takes them, (name, options) in order of preference, ending with the CPU: from
-    "auto", our short names ("cuda", "cpu"), ONNX Runtime's names, or its (name, options) pairs; `device_id`
-    goes into the options of every GPU provider that does not set one. Also whether the request is strict: it
-    names no CPU, so running on the CPU instead is an error, not a fallback ("auto" is never strict)."""
-    strict = providers != "auto"
-    if providers == "auto":
-        providers = ["CUDAExecutionProvider"] if cuda_usable() else ["CPUExecutionProvider"]
-    elif isinstance(providers, str) or (isinstance(providers, tuple) and len(providers) == 2
-                                        and isinstance(providers[1], dict)):
-        providers = [providers]
-    resolved = []
-    for entry in providers:
-        name, options = entry if isinstance(entry, tuple) else (entry, {})
-        if not isinstance(name, str) or not isinstance(options, dict):
-            raise TypeError(f"a provider is a name or a (name, options dict) pair, got {entry!r}")
-        name = _PROVIDER_NAMES.get(name.lower(), name)
-        options = {k: str(v) for k, v in options.items()}
-        if device_id is not None and name in _DEVICES:
-            options.setdefault("device_id", str(device_id))
-        resolved.append((name, options))
-    unknown = [name for name, _ in resolved if name not in ort.get_available_providers()]
-    if unknown:
-        raise ValueError(f"provider(s) {unknown} are not in this ONNX Runtime build; available: "
-                         f"{ort.get_available_providers()} (or 'auto', 'cuda', 'cpu')")
-    if "CPUExecutionProvider" not in [name for name, _ in resolved]:
-        resolved.append(("CPUExecutionProvider", {}))
-    else:
-        strict = False
-    return resolved, strict
-
-
 def planned_model(path: str | os.PathLike | None = None, providers: str | Provider | Sequence[Provider] = "auto",
                   precision: str = "auto") -> tuple[Path, str]:
     """The model file and the provider that `Model(path, providers, precision=precision)` will try first, without
     opening anything (the provider may still fall back when the session opens)."""
-    first = _first_provider(providers)
+    first = first_provider(providers)
     return _model_file(path, precision, first), first
 
 
@@ -198,12 +144,7 @@ def default_model(providers: str | Provider | Sequence[Provider] = "auto", realt
     """The shipped model a run takes when none is named: the default (`shipped_default`), but the real-time one
     when the run keeps up with a live input (``realtime``) on the CPU, where a wider model runs at a fraction of a
     camera's rate."""
-    return shipped_default(realtime and _first_provider(providers) == "CPUExecutionProvider")
-
-
-def _first_provider(providers: str | Provider | Sequence[Provider]) -> str:
-    """The provider that a Model of `providers` tries first."""
-    return _resolve_providers(providers, None)[0][0][0]
+    return shipped_default(realtime and first_provider(providers) in CPU_BACKENDS)
 
 
 def _model_file(path: str | os.PathLike | None, precision: str, provider: str) -> Path:
@@ -260,15 +201,15 @@ class Model:
             raise ValueError(f"threads must be >= 1 or None, got {threads}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        requested, strict = _resolve_providers(providers, device_id)
+        requested, strict = resolve_providers(providers, device_id)
         first = requested[0][0]
-        if strict and first in _DEVICES and _DEVICES[first] == "cuda" and not nvidia_driver_present():
+        if strict and first in DEVICES and DEVICES[first] == "cuda" and not nvidia_driver_present():
             raise ValueError(f"{first} was asked for, but this machine has no NVIDIA driver (libcuda does not "
                              "load); ask for auto or cpu instead")
         self.threads, self._session_options = threads, session_options
         name = shipped_name(path)  # None for a file
         with _onnxruntime_quiet():
-            if first in _DEVICES and hasattr(ort, "preload_dlls"):
+            if first in DEVICES and hasattr(ort, "preload_dlls"):
                 ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where installed
             self._open(_model_file(path, precision, first), requested)
             if name is not None and precision == "auto" and self.provider != first:
@@ -283,6 +224,8 @@ class Model:
                 raise ValueError(f"{why}; ask for auto or cpu instead, or end the providers with cpu to fall back")
             warnings.warn(f"{why}; running on {self.provider}", RuntimeWarning, stacklevel=caller_stacklevel())
         self.precision_reason = _precision_reason(name is not None, precision, self.provider, self.meta)
+        if self.provider == openvino.OPENVINO:
+            self.precision_reason += f"; OpenVINO computes in {self.session.inference_precision}"
         if not self.meta.get("trained", False):
             warnings.warn(f"{self.path.name} is UNTRAINED (random weights): it runs but does not deblur. "
                           f"Train one with `python -m export.train` and pass it as the model.",
@@ -313,15 +256,19 @@ class Model:
             options.log_severity_level = 2 if _LOG["shown"] else 3  # e.g. fp16 graphs' constant-folding warnings
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
-        try:
-            self.session = ort.InferenceSession(data, options, providers=[name for name, _ in providers],
-                                                provider_options=[opts for _, opts in providers])
-        except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
-            raise ValueError(f"model file {path} cannot be loaded by ONNX Runtime: "
-                             f"{str(e).splitlines()[0]}") from None
-        self.provider = self.session.get_providers()[0]
-        self.device = _DEVICES.get(self.provider, "cpu")
-        self.device_id = int(self.session.get_provider_options().get(self.provider, {}).get("device_id", 0))
+        if providers[0][0] == openvino.OPENVINO:
+            self.session = openvino.Session(path, self.threads, exact=self.meta.get("precision", "fp32") == "fp32")
+        else:
+            try:
+                self.session = ort.InferenceSession(data, options, providers=[name for name, _ in providers],
+                                                    provider_options=[opts for _, opts in providers])
+            except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
+                raise ValueError(f"model file {path} cannot be loaded by ONNX Runtime: "
+                                 f"{str(e).splitlines()[0]}") from None
+        self.provider = openvino.OPENVINO if providers[0][0] == openvino.OPENVINO else self.session.get_providers()[0]
+        self.device = DEVICES.get(self.provider, "cpu")
+        options = {} if self.provider == openvino.OPENVINO else self.session.get_provider_options()
+        self.device_id = int(options.get(self.provider, {}).get("device_id", 0))
         self._check_contract()
 
     @property
@@ -376,6 +323,8 @@ class Model:
 
     def state_from_numpy(self, f: np.ndarray, h: np.ndarray) -> State:
         """Place a copy of a state given as numpy arrays on the session's device."""
+        if self.provider == openvino.OPENVINO:
+            return tuple(openvino.HostTensor(np.array(a, np.float32, order="C")) for a in (f, h))
         return tuple(ort.OrtValue.ortvalue_from_numpy(np.array(a, np.float32, order="C"), self.device,
                                                       self.device_id) for a in (f, h))
 
@@ -407,6 +356,11 @@ class Model:
             raise RuntimeError("this Model was closed")
         if self._quality_note is not None:
             self._warn_quality()
+        if self.provider == openvino.OPENVINO:  # the outputs written where they are wanted, as IOBinding does
+            out = np.empty((len(frames), 3, *frames.shape[2:]), np.float32) if sharp is None else sharp
+            next_state = next_state or tuple(openvino.HostTensor(np.empty_like(s.array)) for s in state)
+            self.session.run(frames, state[0].array, state[1].array, (out, next_state[0].array, next_state[1].array))
+            return out, next_state
         binding = self.session.io_binding()
         binding.bind_cpu_input("frames", frames)
         binding.bind_ortvalue_input("F_in", state[0])

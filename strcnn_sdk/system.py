@@ -13,30 +13,38 @@ from pathlib import Path
 from typing import Callable
 
 
-def _cpuinfo() -> tuple[str, list[str]]:
-    """The processor's name and its feature flags (Linux; elsewhere the name only)."""
-    name, flags = platform.processor() or platform.machine(), []
+def _cpuinfo() -> tuple[str, str, list[str]]:
+    """The processor's name, its vendor (GenuineIntel, AuthenticAMD; "" where unknown) and its feature flags
+    (Linux; elsewhere the name only)."""
+    name, vendor, flags = platform.processor() or platform.machine(), "", []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 name = line.split(":", 1)[1].strip()
+            elif line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
             elif line.startswith(("flags", "Features")):
                 flags = line.split(":", 1)[1].split()
                 break
     except OSError:
         pass
-    return name, flags
+    return name, vendor, flags
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor as the processor reports it: GenuineIntel, AuthenticAMD ("" where unknown)."""
+    return _cpuinfo()[1]
 
 
 def cpu_has_int8_dot() -> bool:
     """True where the CPU multiplies 8-bit integers natively (x86 VNNI or AMX, ARM dot product), which is
     where an int8 model outruns fp32."""
-    return bool({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"} & set(_cpuinfo()[1]))
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"} & set(_cpuinfo()[2]))
 
 
 def cpu_flags() -> str:
     """The processor and the flags that decide its speed here (AVX2, AVX-512, VNNI, AMX)."""
-    name, flags = _cpuinfo()
+    name, _, flags = _cpuinfo()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
     return f"{name} [{' '.join(f for f in wanted if f in flags) or 'no AVX2'}]"
 
