@@ -18,7 +18,7 @@ from strcnn_sdk import openvino_session  # noqa: E402
 from strcnn_sdk.cli import app  # noqa: E402
 from strcnn_sdk.providers import first_provider  # noqa: E402
 from strcnn_sdk.system import cpu_has_int8_dot, cpu_vendor  # noqa: E402
-from media import frames_of  # noqa: E402
+from media import frames_of, make_video  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "examples" / "golden"
@@ -93,8 +93,9 @@ def test_asking_for_openvino_where_it_is_not_installed_is_one_line(monkeypatch):
 
 
 def test_the_command_line_on_openvino(tmp_path):
-    """deblur says the backend and its inference precision in its summary line, info in its lines, and bench
-    puts OpenVINO's rows beside ONNX Runtime's with their ratio."""
+    """deblur says the backend and its inference precision in its summary line, info in its lines; deblur-many,
+    a live input with --realtime and eval run on it; bench puts OpenVINO's rows beside ONNX Runtime's with their
+    ratio."""
     out = tmp_path / "out.mp4"
     result = runner.invoke(app, ["deblur", str(SAMPLE), str(out), "--frames", "3", "--provider", "openvino",
                                  "--precision", "fp32"])
@@ -102,6 +103,22 @@ def test_the_command_line_on_openvino(tmp_path):
     assert "on OpenVINO, fp32: asked for; OpenVINO computes in f32)" in result.output and len(frames_of(out)) == 3
     info = runner.invoke(app, ["info", "--provider", "openvino", "--precision", "fp32"])
     assert info.exit_code == 0 and "provider in use: OpenVINO" in info.output and "OpenVINO 20" in info.output
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_video(clips / name, frames=3, size=(32, 48))
+    many = runner.invoke(app, ["deblur-many", str(clips), "--out", str(tmp_path / "sharp"), "--provider", "openvino"])
+    assert many.exit_code == 0 and "2 done" in many.output, many.output
+    live = runner.invoke(app, ["deblur", "lavfi:testsrc2=size=64x48:rate=25", str(tmp_path / "live.mkv"), "--frames",
+                               "5", "--realtime", "--provider", "openvino"])
+    assert live.exit_code == 0 and "fast" in live.output and "on OpenVINO" in live.output, live.output
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    sharp = np.random.default_rng(0).integers(0, 256, (16, 20, 3), np.uint8)
+    cv2.imwrite(str(pairs / "x_sharp1.png"), sharp)
+    cv2.imwrite(str(pairs / "x_blur1.png"), cv2.GaussianBlur(sharp, (5, 5), 0))
+    evaluated = runner.invoke(app, ["eval", str(pairs), "--provider", "openvino", "--no-ssim"])
+    assert evaluated.exit_code == 0 and "gain " in evaluated.output, evaluated.output
     bench = runner.invoke(app, ["bench", "--sizes", "32x24", "--runs", "1", "--precisions", "fp32", "--providers",
                                 "cpu,openvino", "--model", "fast", "--stream-steps", "0", "--no-pipeline"])
     assert bench.exit_code == 0, bench.output

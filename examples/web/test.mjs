@@ -38,7 +38,7 @@ try {
     + `frames; output vs input ${camera.changed.toExponential(2)}, vs a replay ${camera.replayed.toExponential(2)}, `
     + `vs a stream with a shorter history ${camera.fresh.toExponential(2)}`);
   assert.equal(camera.frames, 6, 'frames flow');
-  assert.ok(camera.changed > 1e-2, 'the output differs from the input');
+  assert.ok(camera.changed > 1e-3, 'the output differs from the input');  // 0 for a model that did nothing
   assert.ok(camera.replayed <= 1e-6, 'a replay of the same frames gives the same output');
   assert.ok(camera.fresh > 1e-4, 'the state carries over from frame to frame');
   await page.goto(`${base}?camera&check&frames=3&model=../golden/tiny.onnx&strength=0`);
