@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from .console import fail, load_model
 from . import openvino_session as openvino
+from .console import fail, load_model
 from .deblurrer import Deblurrer
 from .model import (Model, QualityWarning, UntrainedModelWarning, planned_model, shipped_default, shipped_model_path,
                     shipped_models)

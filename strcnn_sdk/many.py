@@ -2,7 +2,7 @@
 one output folder; one after another (or a few side by side) on this machine, or on a Ray cluster (`cluster.py`).
 
 A job can be stopped and run again. Outputs are written atomically, so an output that exists is complete; it is
-skipped when the record in its metadata (`output_record`) says it was made by the same model with the same
+skipped when the record in its metadata (`Plan.record`) says it was made by the same model with the same
 settings, and made anew otherwise. One damaged input fails alone: every video ends as a `Result`.
 """
 

@@ -248,27 +248,28 @@ class Model:
         if expected_hash is not None and self.sha256 != expected_hash:
             raise ValueError(f"model sidecar {path.with_suffix('.json')} belongs to another model "
                              f"(its onnx_sha256 does not match {path.name}): re-export the pair")
-        options = self._session_options
-        if options is None:
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 2 if _LOG["shown"] else 3  # e.g. fp16 graphs' constant-folding warnings
-        if self.threads is not None:
-            options.intra_op_num_threads = self.threads
         if providers[0][0] == openvino.OPENVINO:
-            self.session = openvino.Session(path, self.threads, exact=self.meta.get("precision", "fp32") == "fp32")
+            exact = self.meta.get("precision", "fp32") == "fp32"  # an fp32 file computes in fp32
+            self.session = openvino.Session(data, path, self.threads, exact)
+            self.provider, self.device, self.device_id = openvino.OPENVINO, "cpu", 0
         else:
+            options = self._session_options
+            if options is None:
+                options = ort.SessionOptions()
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                options.inter_op_num_threads = 1
+                options.log_severity_level = 2 if _LOG["shown"] else 3  # e.g. fp16 graphs' constant-folding warnings
+            if self.threads is not None:
+                options.intra_op_num_threads = self.threads
             try:
                 self.session = ort.InferenceSession(data, options, providers=[name for name, _ in providers],
                                                     provider_options=[opts for _, opts in providers])
             except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
                 raise ValueError(f"model file {path} cannot be loaded by ONNX Runtime: "
                                  f"{str(e).splitlines()[0]}") from None
-        self.provider = openvino.OPENVINO if providers[0][0] == openvino.OPENVINO else self.session.get_providers()[0]
-        self.device = DEVICES.get(self.provider, "cpu")
-        options = {} if self.provider == openvino.OPENVINO else self.session.get_provider_options()
-        self.device_id = int(options.get(self.provider, {}).get("device_id", 0))
+            self.provider = self.session.get_providers()[0]
+            self.device = DEVICES.get(self.provider, "cpu")
+            self.device_id = int(self.session.get_provider_options().get(self.provider, {}).get("device_id", 0))
         self._check_contract()
 
     @property
@@ -323,10 +324,10 @@ class Model:
 
     def state_from_numpy(self, f: np.ndarray, h: np.ndarray) -> State:
         """Place a copy of a state given as numpy arrays on the session's device."""
+        arrays = (np.array(a, np.float32, order="C") for a in (f, h))
         if self.provider == openvino.OPENVINO:
-            return tuple(openvino.HostTensor(np.array(a, np.float32, order="C")) for a in (f, h))
-        return tuple(ort.OrtValue.ortvalue_from_numpy(np.array(a, np.float32, order="C"), self.device,
-                                                      self.device_id) for a in (f, h))
+            return tuple(openvino.HostTensor(a) for a in arrays)
+        return tuple(ort.OrtValue.ortvalue_from_numpy(a, self.device, self.device_id) for a in arrays)
 
     def warmup(self, height: int, width: int) -> None:
         """Run one step at a frame size, so that the first real frame does not pay for the session's allocations

@@ -7,6 +7,7 @@ ONNX Runtime (docs/BENCHMARKS.md), so `auto` picks it there. Only this module im
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import importlib.util
 import threading
 from pathlib import Path
@@ -66,7 +67,9 @@ class Session:
     Each thread gets its own infer request, so that Deblurrers in several threads share one Session as they share
     one ONNX Runtime session."""
 
-    def __init__(self, path: Path, threads: int | None, exact: bool) -> None:
+    def __init__(self, data: bytes, path: Path, threads: int | None, exact: bool) -> None:
+        """Compile the model file's bytes (`data`, those whose SHA-256 `Model` checked; `path` names it in
+        errors)."""
         import openvino as ov
 
         config = {"PERFORMANCE_HINT": "LATENCY"}
@@ -75,12 +78,14 @@ class Session:
         if exact:
             config["INFERENCE_PRECISION_HINT"] = "f32"
         try:
-            self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+            core = ov.Core()
+            self.compiled = core.compile_model(core.read_model(io.BytesIO(data)), "CPU", config)
         except RuntimeError as e:  # OpenVINO's message ends with its reason, after the places that passed it on
             reason = [line for line in str(e).splitlines() if line.strip()][-1:] or ["no reason given"]
             raise ValueError(f"model file {path} cannot be loaded by OpenVINO: {reason[0]}") from None
         self.inference_precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
         self._local = threading.local()
+        self._tensor = ov.Tensor  # the output buffers' wrapper, looked up once rather than at every step
 
     @staticmethod
     def _port(port) -> Port:
@@ -101,11 +106,9 @@ class Session:
             into: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         """One step: frames, F and h are read in place, and the sharp frame, F and h written into `into`
         (C-contiguous float32 arrays of their shapes): nothing is copied either way."""
-        import openvino as ov
-
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
         for index, array in enumerate(into):
-            request.set_output_tensor(index, ov.Tensor(array, shared_memory=True))
+            request.set_output_tensor(index, self._tensor(array, shared_memory=True))
         request.infer({"frames": frames, "F_in": f, "h_in": h}, share_inputs=True)

@@ -101,14 +101,16 @@ class Plan:
     settings: Settings
 
     def record(self, model: Model) -> dict:
-        """What this run writes into its output's metadata with `model` (see `output_record`)."""
-        return _recorded(self.encoding, model).record
+        """The record this run writes into its output's metadata with `model` (read back by `read_record`): the
+        package version, the model's file name and SHA-256, and every setting that shapes the output. Two outputs
+        of one input whose records agree, version aside, are the same video."""
+        return {**self.encoding.record, "model": model.path.name, "model_sha256": model.sha256}
 
     def run(self, model: Model, progress: ProgressCallback | None = None) -> int:
         """Deblur with a loaded model, as `deblur_video` does once its checks are made; returns the frames
         written."""
         live = self.source.live or self.output.kind == "pipe"  # low-latency encoding
-        encoding = dataclasses.replace(_recorded(self.encoding, model), live=live)
+        encoding = dataclasses.replace(self.encoding, record=self.record(model), live=live)
         try:
             deblurrer = Deblurrer(model, tile=self.settings.tile, strength=self.settings.strength)
         except ValueError as e:  # options are reported like the other options of a run
@@ -130,7 +132,7 @@ def deblur_video(source: str | os.PathLike, output: str | os.PathLike, *,
     read, run and write; keyword `options`, named like its fields (codec=, crf=, pix_fmt=, side_by_side=,
     overwrite=, frames=, realtime= ...), set or replace its fields. `progress(done, total)` is called after every
     frame; returning False cancels (raising `Cancelled`, with nothing written). A video output's metadata records
-    the model and the settings that shaped it (`output_record`). Returns the number of frames written; raises
+    the model and the settings that shaped it (`Plan.record`). Returns the number of frames written; raises
     `MediaError` for an input, output or option that cannot be used, naming it, and `TypeError` for an option
     that is none. A file input that ends before the frames its header promises warns (`MediaWarning`) and keeps
     what was read.
@@ -177,7 +179,7 @@ def check_run(source: str | os.PathLike, output: str | os.PathLike, settings: Se
 
 def _encoding(output: str, settings: Settings) -> Encoding:
     """The checked encoding of an output, with the record of the settings that make it for its metadata (the
-    model is added by `_recorded`)."""
+    model is added by `Plan.record`)."""
     from . import __version__
 
     if settings.audio not in AUDIO_MODES:
@@ -193,20 +195,6 @@ def _encoding(output: str, settings: Settings) -> Encoding:
     record = {"strcnn_sdk": __version__, "model": None, "model_sha256": None,
               **settings.recorded(), "codec": encoder, "fps": str(encoding.fps)}
     return dataclasses.replace(encoding, record=record)
-
-
-def _recorded(encoding: Encoding, model: Model) -> Encoding:
-    """The encoding with the model that makes the output in its record."""
-    return dataclasses.replace(encoding, record={**encoding.record, "model": model.path.name,
-                                                 "model_sha256": model.sha256})
-
-
-def output_record(output: str | os.PathLike, model: Model, settings: Settings = Settings()) -> dict:
-    """The record that ``deblur_video(source, output, model=model, settings=settings)`` writes into its output's
-    metadata (read back by `read_record`): the package version, the model's file name and SHA-256, and every
-    setting that shapes the output. Two outputs of one input whose records agree, version aside, are the same
-    video."""
-    return _recorded(_encoding(os.fspath(output), settings), model).record
 
 
 def _rate(fps: Fraction | int | float | str) -> Fraction:

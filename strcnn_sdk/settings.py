@@ -44,7 +44,7 @@ class Settings:
     format: str | None = None
     overwrite: bool = False
 
-    # the fields that shape an output's pictures and streams, recorded in its metadata (`output_record`)
+    # the fields that shape an output's pictures and streams, recorded in its metadata (`Plan.record`)
     RECORDED: ClassVar[tuple[str, ...]] = ("codec", "crf", "preset", "pix_fmt", "fps", "audio", "side_by_side",
                                            "tile", "strength")
 

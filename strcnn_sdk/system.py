@@ -3,6 +3,7 @@ helpers every module shares: atomic writes, timing, and warnings attributed to t
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import statistics
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 
-def _cpuinfo() -> tuple[str, str, list[str]]:
+@functools.cache
+def _cpuinfo() -> tuple[str, str, tuple[str, ...]]:
     """The processor's name, its vendor (GenuineIntel, AuthenticAMD; "" where unknown) and its feature flags
-    (Linux; elsewhere the name only)."""
-    name, vendor, flags = platform.processor() or platform.machine(), "", []
+    (Linux; elsewhere the name only); read once, as they do not change while a process runs."""
+    name, vendor, flags = platform.processor() or platform.machine(), "", ()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -24,7 +26,7 @@ def _cpuinfo() -> tuple[str, str, list[str]]:
             elif line.startswith("vendor_id"):
                 vendor = line.split(":", 1)[1].strip()
             elif line.startswith(("flags", "Features")):
-                flags = line.split(":", 1)[1].split()
+                flags = tuple(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
